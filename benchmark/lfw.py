@@ -1,0 +1,179 @@
+"""LFW verification protocol: pairs files, folds, the unique-image list, the data folder.
+
+Three pairs layouts are read:
+
+* the official ``pairs.txt`` (View 2: header ``10 300``; View 1 ``pairsDevTrain.txt`` /
+  ``pairsDevTest.txt``: header ``N``), lines ``name i j`` (same person) or ``name1 i name2 j``;
+* Kaggle's ``pairs.csv``: the same lines as comma-separated rows under a header row;
+* a plain CSV with the header ``path1,path2,same`` (``same`` is 1/0 or true/false), for scoring
+  one's own images; relative paths are taken from the image root.
+
+Folds: a View-2 file's 10 folds are its consecutive blocks (header ``folds per_fold``: fold ``k``
+is lines ``2*per_fold*k + 1 ..``). Any other list is split into 10 folds in file order, each
+holding an equal share of the same-person and of the different-person pairs.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from face_alignment.errors import DatasetError
+
+N_FOLDS = 10
+IMAGE_FOLDERS = ("lfw-deepfunneled", "lfw", "lfw_funneled")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+DATA_HINT = (
+    "Get LFW with `facebench fetch-lfw --data-dir data/lfw` (downloads lfw-deepfunneled.tgz and "
+    "pairs.txt from the official LFW site and checks them), or pass --lfw-dir pointing at a "
+    "folder holding `lfw-deepfunneled/` (or `lfw/`) and `pairs.txt`."
+)
+
+
+@dataclass(frozen=True)
+class PairList:
+    """Pairs as indices into ``images`` (relative paths, in order of first use)."""
+
+    images: list[str]
+    first: np.ndarray  # (P,) int, index into images
+    second: np.ndarray  # (P,) int
+    same: np.ndarray  # (P,) bool
+    folds: np.ndarray  # (P,) int in [0, N_FOLDS)
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.same)
+
+
+def lfw_image(name: str, number: str) -> str:
+    try:
+        index = int(number)
+    except ValueError:
+        raise DatasetError(f"image number {number!r} is not an integer") from None
+    return f"{name}/{name}_{index:04d}.jpg"
+
+
+def _lfw_rows(rows: list[list[str]], source: str, first_line: int) -> list[tuple[str, str, bool]]:
+    out = []
+    for offset, fields in enumerate(rows):
+        fields = [f.strip() for f in fields if f.strip()]
+        line = first_line + offset
+        try:
+            if len(fields) == 3:
+                out.append((lfw_image(fields[0], fields[1]), lfw_image(fields[0], fields[2]), True))
+            elif len(fields) == 4:
+                out.append((lfw_image(fields[0], fields[1]), lfw_image(fields[2], fields[3]), False))
+            else:
+                raise DatasetError(f"expected 3 or 4 fields, got {len(fields)}")
+        except DatasetError as exc:
+            raise DatasetError(f"{source} line {line}: {exc}: {' '.join(fields)!r}") from None
+    return out
+
+
+def _block_folds(same: np.ndarray, per_fold: int) -> np.ndarray | None:
+    """Folds of consecutive blocks of ``per_fold`` same then ``per_fold`` different pairs."""
+    size = 2 * per_fold
+    if per_fold <= 0 or len(same) != N_FOLDS * size:
+        return None
+    pattern = np.tile(np.r_[np.ones(per_fold, bool), np.zeros(per_fold, bool)], N_FOLDS)
+    return np.repeat(np.arange(N_FOLDS), size) if np.array_equal(same, pattern) else None
+
+
+def _stratified_folds(same: np.ndarray) -> np.ndarray:
+    folds = np.empty(len(same), dtype=int)
+    for label in (True, False):
+        idx = np.flatnonzero(same == label)
+        folds[idx] = np.arange(len(idx)) * N_FOLDS // max(1, len(idx))
+    return folds
+
+
+def read_pairs(path: str | os.PathLike) -> PairList:
+    """Parse a pairs file in any of the three layouts (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"pairs file {path} does not exist. {DATA_HINT}")
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise DatasetError(f"pairs file {path} is empty")
+    header = lines[0].replace(",", " ").split()
+    per_fold = None
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.reader(lines))
+        names = [h.strip().lower() for h in rows[0]]
+        if names[:3] == ["path1", "path2", "same"]:
+            triples = _plain_rows(rows[1:], path)
+        else:
+            triples = _lfw_rows(rows[1:], str(path), 2)
+            per_fold = 300 if len(triples) == 6000 else None
+    elif all(h.isdigit() for h in header) and len(header) in (1, 2):
+        per_fold = int(header[1]) if len(header) == 2 else None
+        triples = _lfw_rows([ln.split() for ln in lines[1:]], str(path), 2)
+    else:
+        raise DatasetError(
+            f"{path}: unrecognised pairs layout (expected an official pairs.txt with a numeric header, "
+            "Kaggle's pairs.csv, or a CSV with header path1,path2,same)"
+        )
+    if not triples:
+        raise DatasetError(f"pairs file {path} has no pairs")
+    return _pair_list(triples, str(path), per_fold)
+
+
+def _plain_rows(rows: list[list[str]], path: Path) -> list[tuple[str, str, bool]]:
+    out = []
+    for line, row in enumerate(rows, start=2):
+        if len(row) < 3:
+            raise DatasetError(f"{path} line {line}: expected path1,path2,same, got {row!r}")
+        flag = row[2].strip().lower()
+        if flag not in ("1", "0", "true", "false"):
+            raise DatasetError(f"{path} line {line}: same must be 1/0 or true/false, got {row[2]!r}")
+        out.append((row[0].strip(), row[1].strip(), flag in ("1", "true")))
+    return out
+
+
+def _pair_list(triples, source: str, per_fold: int | None) -> PairList:
+    index: dict[str, int] = {}
+    first, second, same = [], [], []
+    for a, b, is_same in triples:
+        first.append(index.setdefault(a, len(index)))
+        second.append(index.setdefault(b, len(index)))
+        same.append(is_same)
+    same_arr = np.array(same, dtype=bool)
+    folds = _block_folds(same_arr, per_fold) if per_fold else None
+    if folds is None:
+        folds = _stratified_folds(same_arr)
+    return PairList(list(index), np.array(first), np.array(second), same_arr, folds, source)
+
+
+def find_image_root(lfw_dir: str | os.PathLike) -> Path:
+    """The folder holding ``<Name>/<Name>_NNNN.jpg``: ``lfw_dir`` itself or one of
+    ``lfw-deepfunneled/``, ``lfw/``, ``lfw_funneled/`` inside it."""
+    root = Path(lfw_dir)
+    if not root.is_dir():
+        raise DatasetError(f"LFW folder {root} does not exist. {DATA_HINT}")
+    for name in IMAGE_FOLDERS:
+        if (root / name).is_dir():
+            return root / name
+    return root
+
+
+def find_pairs_file(lfw_dir: str | os.PathLike, image_root: Path) -> Path:
+    for folder in (Path(lfw_dir), image_root, image_root.parent):
+        for name in ("pairs.txt", "pairs.csv"):
+            if (folder / name).is_file():
+                return folder / name
+    raise DatasetError(f"no pairs.txt or pairs.csv in {lfw_dir}; pass --pairs. {DATA_HINT}")
+
+
+def check_images(pairs: PairList, image_root: Path) -> list[str]:
+    """The pairs' images missing under ``image_root``; raises if none at all is there."""
+    missing = [p for p in pairs.images if not (image_root / p).is_file()]
+    if len(missing) == len(pairs.images):
+        raise DatasetError(
+            f"none of the {len(pairs.images)} images of {pairs.source} is under {image_root} "
+            f"(first expected: {image_root / pairs.images[0]}). {DATA_HINT}"
+        )
+    return missing

@@ -1,0 +1,28 @@
+"""Face detection and five-point alignment behind one interface.
+
+Not the PyPI ``face-alignment`` package (1adrianb), which also imports as ``face_alignment``:
+do not install both in one environment.
+"""
+from .alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, similarity_transform
+from .errors import (
+    ChecksumError,
+    DatasetError,
+    FaceBenchError,
+    ImageError,
+    MissingDependencyError,
+    UnknownMethodError,
+    WeightsError,
+)
+from .facade import UnifiedFaceDetector
+from .images import load_image, to_rgb_uint8
+from .registry import create_detector, list_methods, method_names, register_detector
+from .selection import pick_target_face
+from .types import LANDMARK_NAMES, Face
+
+__all__ = [
+    "ARCFACE_TEMPLATE", "CROP_SIZE", "LANDMARK_NAMES", "ChecksumError", "DatasetError", "Face",
+    "FaceBenchError", "ImageError", "MissingDependencyError", "UnifiedFaceDetector",
+    "UnknownMethodError", "WeightsError", "align_face", "create_detector", "list_methods",
+    "load_image", "method_names", "pick_target_face", "register_detector", "similarity_transform",
+    "to_rgb_uint8",
+]
