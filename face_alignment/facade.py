@@ -9,7 +9,7 @@ from .alignment import CROP_SIZE, align_face
 from .errors import FaceBenchError
 from .images import to_rgb_uint8
 from .registry import create_detector, get_method, list_methods
-from .selection import pick_target_face
+from .selection import refine_targets
 from .types import Face
 
 
@@ -62,9 +62,9 @@ class UnifiedFaceDetector:
         return boxes, landmarks
 
     def target_face(self, image: np.ndarray) -> Face | None:
-        """The face :func:`pick_target_face` picks (the largest one at the centre)."""
+        """The face :func:`~face_alignment.selection.detect_target` picks (the largest at the centre)."""
         image = to_rgb_uint8(image)
-        return pick_target_face(self.detect([image])[0], image.shape)
+        return refine_targets(self._require(), [image], self.detect([image]))[0]
 
     def align(self, image: np.ndarray, size: int = CROP_SIZE) -> np.ndarray | None:
         """The target face aligned to the ArcFace template, or None when no face is found."""
@@ -73,11 +73,9 @@ class UnifiedFaceDetector:
     def align_batch(self, images: Sequence[np.ndarray], size: int = CROP_SIZE) -> list[np.ndarray | None]:
         """:meth:`align` over a batch, detected in one call."""
         rgb = [to_rgb_uint8(im) for im in images]
-        crops: list[np.ndarray | None] = []
-        for image, faces in zip(rgb, self._require().detect(rgb)):
-            face = pick_target_face(faces, image.shape)
-            crops.append(None if face is None else align_face(image, face.landmarks, size))
-        return crops
+        targets = refine_targets(self._require(), rgb, self._require().detect(rgb))
+        return [None if face is None else align_face(image, face.landmarks, size)
+                for image, face in zip(rgb, targets)]
 
     def __repr__(self) -> str:
         state = "ready" if self.available else f"unavailable: {self.error}"

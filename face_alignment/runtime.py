@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import cache
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,6 @@ def onnx_session(model_path: str, device: str = "auto", tensorrt: bool = False, 
     return session
 
 
-@lru_cache(maxsize=None)
+@cache
 def _log_once(what: str, value: str) -> None:
     log.info("%s: %s", what, value)

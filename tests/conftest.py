@@ -1,0 +1,60 @@
+"""Shared fixtures: the real LFW data and weights in ../shared, and the real embedder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACEBENCH_SHARED", REPO.parent / "shared"))
+WEIGHTS_DIR = SHARED / "weights"
+LFW_DIR = SHARED / "data" / "lfw"
+LFW_IMAGES = LFW_DIR / "lfw-deepfunneled"
+ALIGNED_DIR = LFW_DIR / "aligned-112"
+
+#: LFW images used across detector tests (all in pairs.txt, so aligned-112 has their reference crop)
+SAMPLE_IMAGES = [
+    "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
+    "Abel_Pacheco/Abel_Pacheco_0001.jpg",
+    "Akhmed_Zakayev/Akhmed_Zakayev_0001.jpg",
+    "Amber_Tamblyn/Amber_Tamblyn_0001.jpg",
+    "Anders_Fogh_Rasmussen/Anders_Fogh_Rasmussen_0001.jpg",
+    "Angela_Bassett/Angela_Bassett_0005.jpg",
+    "Ann_Veneman/Ann_Veneman_0003.jpg",
+    "Barbara_Walters/Barbara_Walters_0001.jpg",
+    "Ben_Affleck/Ben_Affleck_0002.jpg",
+    "Bill_Gates/Bill_Gates_0003.jpg",
+]
+
+if not LFW_IMAGES.is_dir() or not WEIGHTS_DIR.is_dir():
+    pytest.exit(f"tests need the shared LFW data and weights at {SHARED} (set FACEBENCH_SHARED)", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    return WEIGHTS_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_images() -> dict[str, np.ndarray]:
+    from face_alignment import load_image
+
+    return {rel: load_image(LFW_IMAGES / rel) for rel in SAMPLE_IMAGES}
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from backbones import Embedder
+
+    return Embedder.from_weights(weights_dir=WEIGHTS_DIR, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference_embeddings(embedder) -> dict[str, np.ndarray]:
+    """EdgeFace embeddings of the reference-aligned crops (insightface's lfw.bin) of SAMPLE_IMAGES."""
+    from face_alignment import load_image
+
+    crops = np.stack([load_image(ALIGNED_DIR / rel) for rel in SAMPLE_IMAGES])
+    return dict(zip(SAMPLE_IMAGES, embedder.embed(crops)))
