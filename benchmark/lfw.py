@@ -177,3 +177,16 @@ def check_images(pairs: PairList, image_root: Path) -> list[str]:
             f"(first expected: {image_root / pairs.images[0]}). {DATA_HINT}"
         )
     return missing
+
+
+def subset_pairs(pairs: PairList, per_fold: int) -> PairList:
+    """The first ``per_fold`` same and ``per_fold`` different pairs of every fold, for quick
+    checks (tests, smoke runs). Numbers on a subset are not the protocol's."""
+    keep = []
+    for fold in range(N_FOLDS):
+        for label in (True, False):
+            keep.extend(np.flatnonzero((pairs.folds == fold) & (pairs.same == label))[:per_fold])
+    keep = np.sort(np.array(keep, dtype=int))
+    triples = [(pairs.images[pairs.first[i]], pairs.images[pairs.second[i]], bool(pairs.same[i])) for i in keep]
+    subset = _pair_list(triples, pairs.source, None)
+    return PairList(subset.images, subset.first, subset.second, subset.same, pairs.folds[keep], pairs.source)

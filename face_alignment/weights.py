@@ -123,22 +123,23 @@ def verify(path: Path, expected_sha256: str, allow_unverified: bool = False) -> 
     raise ChecksumError(message + ", or pass allow_unverified=True to use it anyway.")
 
 
-def download(url: str, dest: Path, expected_sha256: str | None, timeout: float = 60.0) -> Path:
+def download(url: str, dest: Path, expected: str | None, algorithm: str = "sha256",
+             timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` through a temporary file in the same directory, checking the
-    sha256 before the file is moved into place, so a failed or interrupted download leaves
-    nothing behind."""
+    ``algorithm`` digest before the file is moved into place, so that a failed, interrupted or
+    wrong download leaves nothing behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
+        digest = hashlib.new(algorithm)
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             while block := response.read(1 << 20):
                 digest.update(block)
                 out.write(block)
-        if expected_sha256 and digest.hexdigest() != expected_sha256:
+        if expected and digest.hexdigest() != expected:
             raise ChecksumError(
-                f"download of {url} has sha256 {digest.hexdigest()}, expected {expected_sha256}; "
+                f"download of {url} has {algorithm} {digest.hexdigest()}, expected {expected}; "
                 "nothing was saved"
             )
         os.replace(tmp, dest)

@@ -1,0 +1,88 @@
+"""Per-method results, saved atomically as work progresses so that an interrupted run resumes.
+
+A cache file is named by a key over everything that produced it (method, options, weights
+sha256, embedder, flip, the image list), so a stale cache is never reused: a changed input
+simply has another file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+#: per-image status codes
+PENDING, FOUND, FALLBACK, UNREADABLE = 0, 1, 2, 3
+STATUS_NAMES = {PENDING: "pending", FOUND: "found", FALLBACK: "no_face_fallback", UNREADABLE: "unreadable"}
+
+
+def cache_key(**parts) -> str:
+    """A sha256 over the JSON of ``parts`` (sorted keys)."""
+    blob = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class MethodResults:
+    """Everything one method produced for ``n`` images, indexed like the image list."""
+
+    embeddings: np.ndarray  # (n, 512) float32, NaN rows where nothing could be embedded
+    status: np.ndarray  # (n,) int8, see STATUS_NAMES
+    landmarks: np.ndarray  # (n, 5, 2) float32, NaN where none
+    scores: np.ndarray  # (n,) float32 detector confidence, NaN where none
+    detect_ms: np.ndarray  # (n,) float32 detect + select + align time, NaN where not run
+    reasons: dict[int, str] = field(default_factory=dict)
+    embed_seconds: float = 0.0
+    wall_seconds: float = 0.0  # summed over the runs (and resumes) that filled this cache
+
+    @classmethod
+    def empty(cls, n: int, dim: int = 512) -> MethodResults:
+        nan = np.float32("nan")
+        return cls(np.full((n, dim), nan, np.float32), np.zeros(n, np.int8), np.full((n, 5, 2), nan, np.float32),
+                   np.full(n, nan, np.float32), np.full(n, nan, np.float32))
+
+    def save(self, path: Path) -> None:
+        """Write through a temporary file and ``os.replace``: a kill never leaves half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, embeddings=self.embeddings, status=self.status, landmarks=self.landmarks,
+                         scores=self.scores, detect_ms=self.detect_ms,
+                         reasons=np.array(json.dumps({str(k): v for k, v in self.reasons.items()})),
+                         embed_seconds=np.array(self.embed_seconds), wall_seconds=np.array(self.wall_seconds))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path, n: int) -> MethodResults | None:
+        """The cached results at ``path``, or None when absent or unreadable (then recomputed)."""
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                results = cls(data["embeddings"], data["status"], data["landmarks"], data["scores"],
+                              data["detect_ms"], {int(k): v for k, v in json.loads(str(data["reasons"])).items()},
+                              float(data["embed_seconds"]), float(data["wall_seconds"]))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable cache %s: %s", path, exc)
+            return None
+        if len(results.status) != n:
+            log.warning("ignoring cache %s: it holds %d images, expected %d", path, len(results.status), n)
+            return None
+        return results
+
+    @property
+    def done(self) -> int:
+        return int(np.count_nonzero(self.status != PENDING))

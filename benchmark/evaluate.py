@@ -1,0 +1,66 @@
+"""From per-image embeddings to per-pair scores and the report's metrics."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cache import FOUND, MethodResults
+from .lfw import PairList
+from .metrics import (
+    best_threshold,
+    equal_error_rate,
+    kfold_accuracy,
+    roc_auc,
+    squared_l2,
+    tar_at_far,
+)
+
+#: distance given to a pair with an image that could not be embedded at all (unreadable file):
+#: the largest possible squared L2 distance of unit vectors, i.e. "different person"
+UNSCORABLE_DISTANCE = 4.0
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Per-pair results of one method, saved with each run for significance tests."""
+
+    distances: np.ndarray  # squared L2 of the unit embeddings, in [0, 4]
+    same: np.ndarray
+    folds: np.ndarray
+    found: np.ndarray  # both images' faces were found by the detector
+
+    @property
+    def similarities(self) -> np.ndarray:
+        """Cosine similarity, ``1 - d / 2`` for unit vectors."""
+        return 1.0 - self.distances / 2.0
+
+    def save(self, path) -> None:
+        np.savez(path, distances=self.distances, same=self.same, folds=self.folds, found=self.found)
+
+
+def pair_scores(results: MethodResults, pairs: PairList) -> PairScores:
+    e1, e2 = results.embeddings[pairs.first], results.embeddings[pairs.second]
+    distances = squared_l2(e1, e2).astype(np.float64)
+    distances[np.isnan(distances)] = UNSCORABLE_DISTANCE
+    found = (results.status[pairs.first] == FOUND) & (results.status[pairs.second] == FOUND)
+    return PairScores(distances, pairs.same, pairs.folds, found)
+
+
+def summarize(scores: PairScores) -> dict[str, float]:
+    """The accuracy columns of the report (fractions, not percent)."""
+    overall = kfold_accuracy(scores.distances, scores.same, scores.folds)
+    f = scores.found
+    found = kfold_accuracy(scores.distances[f], scores.same[f], scores.folds[f]) if f.any() else None
+    sims = scores.similarities
+    return {
+        "accuracy": overall.mean,
+        "accuracy_std": overall.std,
+        "accuracy_found": found.mean if found is not None else float("nan"),
+        "n_pairs_found": int(f.sum()),
+        "roc_auc": roc_auc(sims, scores.same),
+        "eer": equal_error_rate(sims, scores.same),
+        "tar_far_1e-3": tar_at_far(sims, scores.same, 1e-3),
+        "tar_far_1e-2": tar_at_far(sims, scores.same, 1e-2),
+        "threshold": best_threshold(scores.distances, scores.same),
+    }

@@ -1,0 +1,123 @@
+"""Pieces shared by the anchor-based detectors (RetinaFace, YOLOv5-face, YOLOv8-face): cell grids
+and prior boxes, letterboxing, greedy NMS, and the conversion of decoded arrays to :class:`Face`.
+
+One implementation of each, so that the three detectors differ only in how they decode their
+heads. Everything here works on NumPy arrays in pixel units unless a docstring says otherwise.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..types import Face
+
+
+def cell_grid(rows: int, cols: int) -> np.ndarray:
+    """Integer cell coordinates of a ``rows x cols`` feature map, row-major (the order in which a
+    head's ``HxW`` map flattens), as ``(rows * cols, 2)`` float32 ``(x, y)``."""
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+
+
+def prior_boxes(height: int, width: int, min_sizes: Sequence[Sequence[int]], steps: Sequence[int]) -> np.ndarray:
+    """SSD-style priors of RetinaFace for an input of ``height x width`` pixels.
+
+    For each level (``step``), each cell in row-major order and each of that level's
+    ``min_sizes``: ``(cx, cy, w, h)`` normalised by the input size, the centre at the middle of
+    the cell. A level has ``ceil(size / step)`` cells per side, which is what stride-2
+    convolutions with padding 1 produce for any input size.
+
+    Returns
+    -------
+    ndarray, shape (N, 4), float32
+    """
+    levels = []
+    for sizes, step in zip(min_sizes, steps):
+        rows, cols = -(-height // step), -(-width // step)
+        centres = (cell_grid(rows, cols) + 0.5) * step / np.array([width, height], np.float32)
+        anchors = len(sizes)
+        wh = np.array([[s / width, s / height] for s in sizes], np.float32)
+        level = np.concatenate([np.repeat(centres, anchors, axis=0), np.tile(wh, (rows * cols, 1))], axis=1)
+        levels.append(level)
+    return np.concatenate(levels).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was placed on a square network input: scaled by ``scale`` then shifted by
+    ``(pad_x, pad_y)``. :meth:`to_image` undoes it for points."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """``(..., 2k)`` interleaved ``x, y`` network-input coordinates to image coordinates."""
+        points = np.asarray(points, dtype=np.float32)
+        shift = np.tile(np.array([self.pad_x, self.pad_y], np.float32), points.shape[-1] // 2)
+        return (points - shift) / self.scale
+
+
+def letterbox(image: np.ndarray, height: int, width: int, fill: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """``image`` resized to fit ``height x width`` with its aspect ratio kept (up or down) and
+    centred on a ``fill``-grey canvas, as the YOLO detectors were trained."""
+    h, w = image.shape[:2]
+    scale = min(height / h, width / w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else image
+    pad_x, pad_y = (width - new_w) // 2, (height - new_h) // 2
+    canvas = np.full((height, width, image.shape[2]), fill, dtype=image.dtype)
+    canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized
+    return canvas, Letterbox(scale, float(pad_x), float(pad_y))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the kept ``boxes`` (``(N, 4)`` x1y1x2y2),
+    highest score first; a box is dropped when its IoU with a kept one exceeds the threshold."""
+    order = np.argsort(-scores, kind="stable")
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        x1 = np.maximum(boxes[best, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[best, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[best, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """Centre-size boxes ``(N, 4)`` to corner boxes."""
+    half = boxes[:, 2:4] / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def select_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, score_threshold: float,
+                 iou_threshold: float, top_k: int = 5000) -> list[Face]:
+    """Decoded candidates to faces: those scoring at least ``score_threshold``, the ``top_k`` best
+    of them through :func:`nms`, best first.
+
+    Parameters
+    ----------
+    boxes : ndarray, shape (N, 4), x1y1x2y2 in image pixels
+    scores : ndarray, shape (N,)
+    landmarks : ndarray, shape (N, 10) or (N, 5, 2), image pixels in the detector's order
+    """
+    passing = np.flatnonzero(scores >= score_threshold)
+    passing = passing[np.argsort(-scores[passing], kind="stable")[:top_k]]
+    boxes, scores = boxes[passing], scores[passing]
+    landmarks = np.asarray(landmarks)[passing].reshape(-1, 5, 2)
+    keep = nms(boxes, scores, iou_threshold)
+    return [Face(boxes[i], min(1.0, float(scores[i])), landmarks[i]) for i in keep]
