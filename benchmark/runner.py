@@ -189,7 +189,8 @@ def load_protocol(config: RunConfig) -> tuple[PairList, Path]:
 
     lfw_dir = config.lfw_dir or default_lfw_dir()
     if lfw_dir is None:
-        raise DatasetError(f"no LFW folder given or found (looked in $FACEBENCH_LFW, data/lfw, ../shared/data/lfw). {DATA_HINT}")
+        raise DatasetError("no LFW folder given or found (looked in $FACEBENCH_LFW, data/lfw, "
+                           f"../shared/data/lfw). {DATA_HINT}")
     image_root = find_image_root(lfw_dir)
     pairs = read_pairs(config.pairs or find_pairs_file(lfw_dir, image_root))
     if config.max_pairs:

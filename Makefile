@@ -1,0 +1,39 @@
+# The README's commands. `make setup` builds .venv from the pinned lock; the others use it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+# default data and weights: ../shared when it is there (tests, CI), else data/lfw and checkpoints/
+LFW_DIR ?= $(if $(wildcard $(SHARED)/data/lfw),$(SHARED)/data/lfw,data/lfw)
+WEIGHTS_DIR ?= $(if $(wildcard $(SHARED)/weights),$(SHARED)/weights,checkpoints)
+ALIGNED_DIR ?= $(wildcard $(LFW_DIR)/aligned-112)
+METHODS ?= all
+OUT ?= results/lfw
+BENCH_ARGS ?=
+
+.PHONY: setup bench-lfw test lint clean
+
+setup: $(VENV)/.installed
+
+# --no-deps: the lock lists every package at an exact version, so nothing is resolved (and
+# facenet-pytorch's old torch pin cannot downgrade torch)
+$(VENV)/.installed: requirements/lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-deps -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+bench-lfw: setup
+	$(PY) -m benchmark --methods $(METHODS) --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \
+		$(if $(ALIGNED_DIR),--aligned-dir $(ALIGNED_DIR)) --out $(OUT) $(BENCH_ARGS)
+
+# pytest's exit 5 ("no tests collected") fails like any other non-zero exit
+test: setup
+	FACEBENCH_SHARED=$(SHARED) $(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) results/lfw .pytest_cache

@@ -1,0 +1,95 @@
+"""The runner on real LFW images: fallbacks are counted, interrupted runs resume to the same
+numbers, and each image is processed once."""
+import numpy as np
+import pytest
+
+from benchmark.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
+from benchmark.cli import main
+from benchmark.evaluate import pair_scores, summarize
+from benchmark.lfw import read_pairs, subset_pairs
+from benchmark.runner import detector_cropper, process_images
+from face_alignment import create_detector
+from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
+
+
+@pytest.fixture(scope="module")
+def small_pairs():
+    return subset_pairs(read_pairs(LFW_DIR / "pairs.txt"), 2)  # 40 pairs over the 10 folds
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    return create_detector("yunet", device="cpu", weights_dir=WEIGHTS_DIR)
+
+
+def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder, tmp_path):
+    n = len(small_pairs.images)
+    full = process_images(small_pairs.images, LFW_IMAGES, detector_cropper(yunet), embedder,
+                          MethodResults.empty(n), chunk=16, progress=False)
+
+    calls = {"n": 0}
+    base = detector_cropper(yunet)
+
+    def dying_cropper(images):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt  # as SIGINT / SIGTERM arrive mid-chunk
+        return base(images)
+
+    cache = tmp_path / "c.npz"
+    partial = MethodResults.empty(n)
+    with pytest.raises(KeyboardInterrupt):
+        process_images(small_pairs.images, LFW_IMAGES, dying_cropper, embedder, partial, chunk=16,
+                       detect_batch=4, save=lambda: partial.save(cache), progress=False)
+    resumed = MethodResults.load(cache, n)
+    assert 0 < resumed.done < n and resumed.done % 16 == 0  # whole chunks only
+    seen = []
+    process_images(small_pairs.images, LFW_IMAGES, lambda ims: seen.append(len(ims)) or base(ims), embedder,
+                   resumed, chunk=16, progress=False)
+    assert sum(seen) == n - int(np.count_nonzero(MethodResults.load(cache, n).status != PENDING))
+    np.testing.assert_allclose(resumed.embeddings, full.embeddings, atol=1e-5)
+    assert summarize(pair_scores(resumed, small_pairs)) == summarize(pair_scores(full, small_pairs))
+
+
+def test_failures_are_counted_not_dropped(tmp_path, yunet, embedder):
+    """A blank image gets the fallback crop, an unreadable one is scored as 'different'."""
+    import shutil
+
+    shutil.copy(LFW_IMAGES / "Aaron_Eckhart/Aaron_Eckhart_0001.jpg", tmp_path / "a.jpg")
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((250, 250, 3), 90, np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("path1,path2,same\na.jpg,blank.png,1\na.jpg,broken.jpg,0\n")
+    pairs = read_pairs(csv)
+    results = process_images(pairs.images, tmp_path, detector_cropper(yunet), embedder,
+                             MethodResults.empty(3), progress=False)
+    assert results.status.tolist() == [FOUND, FALLBACK, UNREADABLE]
+    assert "no face" in results.reasons[1] and "not a decodable image" in results.reasons[2]
+    assert np.isfinite(results.embeddings[1]).all() and np.isnan(results.embeddings[2]).all()
+    scores = pair_scores(results, pairs)
+    assert scores.distances[1] == 4.0 and not scores.found.any()
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    code = main(["--methods", "yunet", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR),
+                 "--max-pairs", "40", "--out", str(tmp_path), "--device", "cpu", "--quiet"])
+    assert code == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "report.csv")))
+    assert rows[0]["method"] == "yunet" and rows[0]["n_pairs"] == "40" and float(rows[0]["success_rate"]) == 1.0
+    assert (tmp_path / "images/yunet.csv").is_file() and (tmp_path / "scores/yunet.npz").is_file()
+    assert "yunet" in capsys.readouterr().out
+
+
+def test_methods_command(capsys):
+    assert main(["methods", "--weights-dir", str(WEIGHTS_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert "yunet" in out and "mtcnn" in out
+
+
+def test_unknown_method_is_a_clear_error(capsys):
+    assert main(["--methods", "nope", "--lfw-dir", str(LFW_DIR), "--quiet"]) == 2
+    assert "unknown method" in capsys.readouterr().err
