@@ -6,13 +6,17 @@ heads. Everything here works on NumPy arrays in pixel units unless a docstring s
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ..runtime import onnx_session
 from ..types import Face
+from ..weights import resolve_weights
+from .base import FaceDetector
 
 
 def cell_grid(rows: int, cols: int) -> np.ndarray:
@@ -121,3 +125,50 @@ def select_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, s
     landmarks = np.asarray(landmarks)[passing].reshape(-1, 5, 2)
     keep = nms(boxes, scores, iou_threshold)
     return [Face(boxes[i], min(1.0, float(scores[i])), landmarks[i]) for i in keep]
+
+
+class LetterboxOnnxDetector(FaceDetector):
+    """Base of the ONNX YOLO face detectors: RGB/255 input letterboxed to the session's input size,
+    raw outputs decoded by :meth:`decode`, then mapped back, thresholded and NMS'd.
+
+    The input size and batch size are read from the session, so other exports with the same
+    output layout work; a dynamic size falls back to ``input_size``, and a dynamic batch runs
+    a whole ``detect`` batch in one call (letterboxed images all have the same size).
+    """
+
+    #: manifest name of the default weights
+    weights_name: str = ""
+
+    def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
+                 nms_threshold: float = 0.45, input_size: int = 640) -> None:
+        super().__init__(device, max_side=0)
+        path = resolve_weights(self.weights_name, weights, weights_dir)
+        self.weight_paths = [path]
+        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
+        self._session = onnx_session(str(path), self.device)
+        batch, _, height, width = self._session.get_inputs()[0].shape
+        self._input_name = self._session.get_inputs()[0].name
+        self.input_hw = tuple(d if isinstance(d, int) else input_size for d in (height, width))
+        self._batch = batch if isinstance(batch, int) else None
+
+    @abstractmethod
+    def decode(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One image's outputs (batch axis removed) to candidate boxes ``(N, 4)`` x1y1x2y2,
+        scores ``(N,)`` and landmarks ``(N, 10)``, in network-input pixels."""
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        boxed = [letterbox(image, *self.input_hw) for image in images]
+        step = self._batch or max(1, len(images))
+        results: list[list[Face]] = []
+        for start in range(0, len(boxed), step):
+            chunk = boxed[start:start + step]
+            batch = np.stack([canvas for canvas, _ in chunk]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            outputs = self._session.run(None, {self._input_name: batch})
+            for i, (_, placement) in enumerate(chunk):
+                boxes, scores, landmarks = self.decode([out[i] for out in outputs])
+                results.append(select_faces(placement.to_image(boxes), scores, placement.to_image(landmarks),
+                                            self.score_threshold, self.nms_threshold))
+        return results
+
+    def detect_one(self, image: np.ndarray) -> list[Face]:
+        return self.detect([image])[0]

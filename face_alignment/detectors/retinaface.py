@@ -17,7 +17,7 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import MissingDependencyError, WeightsError
 from ..registry import register_detector
 from ..types import Face
 from ..weights import resolve_weights
@@ -103,7 +103,10 @@ def _network_class():
 
         def __init__(self) -> None:
             super().__init__()
-            from torchvision.models import resnet50
+            try:
+                from torchvision.models import resnet50
+            except ImportError as exc:
+                raise MissingDependencyError("RetinaFace ResNet-50 needs torchvision: pip install torchvision") from exc
 
             net = resnet50(weights=None)
             for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
