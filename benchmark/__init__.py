@@ -1,4 +1,4 @@
 """LFW verification benchmark: protocol, metrics, runner, reports, CLI."""
-from .runner import RunConfig, run_lfw
+from .runner import RunConfig, run_benchmark
 
-__all__ = ["RunConfig", "run_lfw"]
+__all__ = ["RunConfig", "run_benchmark"]

@@ -112,7 +112,7 @@ def _list_methods(args) -> int:
 def _run(args) -> int:
     from face_alignment import list_methods, method_names
 
-    from .runner import RunConfig, run_lfw
+    from .runner import RunConfig, run_benchmark
 
     if args.methods == "all":
         methods = [s.name for s in list_methods(args.weights_dir) if s.ready]
@@ -128,7 +128,7 @@ def _run(args) -> int:
         embedder_weights=args.embedder_weights, quantized=args.quantized, resume=args.resume,
         max_pairs=args.max_pairs, progress=not args.quiet,
     )
-    rows = run_lfw(config)
+    rows = run_benchmark(config)
     _print_summary(rows)
     return 1 if any(row.get("error") for row in rows) else 0
 

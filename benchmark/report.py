@@ -16,7 +16,7 @@ COLUMNS = [
     "embed_img_per_s", "wall_s", "peak_rss_mb", "peak_gpu_mb", "device", "embedder", "embedder_sha256",
     "detector_weights_sha256", "versions", "git_commit", "started_at",
     # added after the first release
-    "n_pairs_found", "n_failed_images", "error",
+    "n_pairs_found", "n_failed_images", "error", "detector_model",
 ]
 
 

@@ -202,7 +202,7 @@ def load_protocol(config: RunConfig) -> tuple[PairList, Path]:
     return pairs, image_root
 
 
-def run_lfw(config: RunConfig) -> list[dict]:
+def run_benchmark(config: RunConfig) -> list[dict]:
     """Run every method of ``config`` on the LFW pairs; returns the report rows (also written
     to ``<out>/report.csv`` after each method, so finished work is on disk)."""
     pairs, image_root = load_protocol(config)
@@ -235,6 +235,7 @@ def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Pat
             else:
                 detector = create_detector(method, device=config.device, weights_dir=config.weights_dir)
                 root, cropper, weight_paths = image_root, detector_cropper(detector), detector.weight_paths
+                row["detector_model"] = detector.model_label
             weights_sha = _weights_sha256(weight_paths)
             key = cache_key(method=method, weights=weights_sha, embedder=meta["embedder_sha256"],
                             quantized=config.quantized, flip=config.flip, device=embedder.device,

@@ -5,7 +5,7 @@ import torch
 
 from backbones import ARCHITECTURES, EdgeFace, Embedder, load_edgeface
 from backbones.edgeface import dequantize_state, read_checkpoint
-from benchmark.runner import RunConfig, run_lfw
+from benchmark.runner import RunConfig, run_benchmark
 from face_alignment import load_image
 from tests.conftest import ALIGNED_DIR, LFW_DIR, SAMPLE_IMAGES, WEIGHTS_DIR
 
@@ -84,8 +84,8 @@ def test_embedder_rejects_wrong_shape(embedder):
 def test_reference_crops_reproduce_published_accuracy(tmp_path, flip, expected):
     """EdgeFace-XS dequantized on aligned-112, insightface protocol: 99.52% / 99.55% with flip
     (../shared/data/lfw/README.md), within 0.05 points."""
-    rows = run_lfw(RunConfig(methods=[], lfw_dir=LFW_DIR, weights_dir=WEIGHTS_DIR, aligned_dir=ALIGNED_DIR,
-                             out=tmp_path, device="cpu", flip=flip, progress=False))
+    rows = run_benchmark(RunConfig(methods=[], lfw_dir=LFW_DIR, weights_dir=WEIGHTS_DIR, aligned_dir=ALIGNED_DIR,
+                                   out=tmp_path, device="cpu", flip=flip, progress=False))
     assert rows[0]["method"] == "reference" and rows[0]["n_pairs"] == 6000
     assert abs(rows[0]["accuracy"] - expected) <= 0.0005, rows[0]["accuracy"]
     assert rows[0]["success_rate"] == 1.0 and rows[0]["roc_auc"] > 0.998

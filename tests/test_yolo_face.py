@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from face_alignment import WeightsError
 from face_alignment.detectors.common import Letterbox, letterbox
 from face_alignment.detectors.yolov5_face import YOLOv5FaceDetector
 from face_alignment.detectors.yolov5_face import decode_level as decode_v5
@@ -111,8 +112,10 @@ def test_ultralytics_pt_route(tmp_path, sample_images):
     model = ultralytics.YOLO(str(tmp_path / "yolov8n-face.yaml"), task="pose")
     model.save(tmp_path / "yolov8n-face.pt")
 
+    with pytest.raises(WeightsError, match="trusted=True"):  # a full pickle: refused unless trusted
+        YOLOv8FaceDetector(device="cpu", weights=tmp_path / "yolov8n-face.pt")
     detector = YOLOv8FaceDetector(device="cpu", weights=tmp_path / "yolov8n-face.pt", score_threshold=0.0,
-                                  input_size=320)
+                                  input_size=320, trusted=True)
     images = list(sample_images.values())[:2]
     results = detector.detect(images)
     assert len(results) == 2 and detector.weight_paths == [tmp_path / "yolov8n-face.pt"]

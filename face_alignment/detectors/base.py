@@ -29,6 +29,13 @@ class FaceDetector(ABC):
         #: the weight files this detector loaded (their sha256 goes into the report)
         self.weight_paths: list[Path] = []
 
+    @property
+    def model_label(self) -> str:
+        """What actually runs under this method name (the report's ``detector_model`` column):
+        the weight files' names, which tell e.g. which keypoint model a top-down method used."""
+        files = "+".join(p.name for p in self.weight_paths)
+        return f"{self.name} ({files})" if files else self.name
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         return [self._detect_fitted(image) for image in images]
 

@@ -77,11 +77,15 @@ class YOLOv8FaceOnnx(LetterboxOnnxDetector):
 class YOLOv8FaceUltralytics(FaceDetector):
     """The ``.pt`` route: a YOLOv8-pose face model (one class, five keypoints) run by
     ``ultralytics.YOLO``, which does its own letterboxing and NMS. Ultralytics unpickles the
-    whole checkpoint (it is not a plain state dict): load only files you trust."""
+    whole checkpoint (it is not a plain state dict), which can run code: it is refused unless
+    the caller says ``trusted=True``."""
 
     def __init__(self, path: Path, device="auto", score_threshold: float = 0.5, nms_threshold: float = 0.45,
-                 input_size: int = 640) -> None:
+                 input_size: int = 640, trusted: bool = False) -> None:
         super().__init__(device, max_side=0)
+        if not trusted:
+            raise WeightsError(f"{path} is an ultralytics checkpoint, a full pickle that can run code when loaded; "
+                               "pass trusted=True if you trust the file, or use an ONNX export of it")
         try:
             from ultralytics import YOLO
         except ImportError as exc:
@@ -120,12 +124,13 @@ class YOLOv8FaceDetector(FaceDetector):
     out image-left eye first."""
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
-                 nms_threshold: float = 0.45, input_size: int = 640) -> None:
+                 nms_threshold: float = 0.45, input_size: int = 640, trusted: bool = False) -> None:
         super().__init__(device, max_side=0)
         if weights is not None and Path(weights).suffix == ".pt":
             if not Path(weights).is_file():
                 raise WeightsError(f"weights file {weights} does not exist")
-            self._backend = YOLOv8FaceUltralytics(Path(weights), device, score_threshold, nms_threshold, input_size)
+            self._backend = YOLOv8FaceUltralytics(Path(weights), device, score_threshold, nms_threshold, input_size,
+                                                  trusted)
         else:
             self._backend = YOLOv8FaceOnnx(device, weights_dir, weights, score_threshold, nms_threshold, input_size)
         self.weight_paths = self._backend.weight_paths

@@ -1,0 +1,132 @@
+"""dlib: the HOG frontal detector or the MMOD CNN detector, then a shape predictor.
+
+The model files come with the ``face_recognition_models`` package (its folder is found without
+importing it: the package imports ``pkg_resources``). Landmarks default to the 68-point
+predictor, mapped to five points by :data:`~face_alignment.landmark_maps.IBUG_68`; the 5-point
+predictor (eye corners and the point under the nose, no mouth) is ``landmarks="5"``, with the
+mouth corners derived by :func:`five_from_dlib5`. Note the 68-point model's training data
+(iBUG 300-W) is licensed for research only; the 5-point model has no such restriction.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceBenchError, MissingDependencyError
+from ..landmark_maps import IBUG_68, to_five
+from ..registry import register_detector
+from ..types import Face
+from .base import FaceDetector
+
+_REQUIRES = {"dlib": "dlib-bin", "face_recognition_models": "face-recognition-models"}
+
+#: dlib's 5-point predictor: image-right eye outer / inner corner, image-left eye outer / inner
+#: corner, the base of the nose (sub-nasal point).
+DLIB5_RIGHT_EYE, DLIB5_LEFT_EYE, DLIB5_NOSE = (0, 1), (2, 3), 4
+
+#: mouth corners from the 5-point predictor: the nose base moved by -/+ MOUTH_ALONG eye distances
+#: along the eye axis and MOUTH_ACROSS down the face; nose tip the nose base moved NOSE_ACROSS.
+#: Least squares against MTCNN's points on 500 LFW images.
+MOUTH_ALONG, MOUTH_ACROSS, NOSE_ACROSS = 0.46, 0.34, -0.17
+
+
+def model_file(filename: str) -> Path:
+    """A model file of the ``face_recognition_models`` package."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("dlib methods need the model files: pip install face-recognition-models")
+    path = Path(spec.submodule_search_locations[0]) / "models" / filename
+    if not path.is_file():
+        raise FaceBenchError(f"{path} is missing: reinstall face-recognition-models")
+    return path
+
+
+def five_from_dlib5(points: np.ndarray) -> np.ndarray:
+    """Five points (LANDMARK_NAMES order) from dlib's 5-point predictor output (5, 2)."""
+    left_eye = points[list(DLIB5_LEFT_EYE)].mean(axis=0)
+    right_eye = points[list(DLIB5_RIGHT_EYE)].mean(axis=0)
+    axis = right_eye - left_eye
+    down = np.array([-axis[1], axis[0]])
+    base = points[DLIB5_NOSE]
+    mouth = base + MOUTH_ACROSS * down
+    return np.stack([left_eye, right_eye, base + NOSE_ACROSS * down,
+                     mouth - MOUTH_ALONG * axis, mouth + MOUTH_ALONG * axis]).astype(np.float32)
+
+
+def _score(margin: float) -> float:
+    """dlib's detection margins are unbounded; the logistic function maps them into (0, 1)."""
+    return float(1.0 / (1.0 + np.exp(-margin)))
+
+
+class _DlibDetector(FaceDetector):
+    """Box detection at growing upsample levels until a face is found, then the shape predictor.
+
+    ``upsample`` lists the levels to try: each doubles the image, halving the smallest face
+    found (HOG: ~80 px at level 0). Trying 0 first costs LFW-sized faces nothing; the further
+    levels find small faces in small images.
+    """
+
+    def __init__(self, device, landmarks: str, upsample, max_side: int) -> None:
+        super().__init__(device, max_side)
+        import dlib
+
+        if landmarks not in ("68", "5"):
+            raise FaceBenchError(f"landmarks must be '68' or '5', not {landmarks!r}")
+        self._dlib = dlib
+        self.upsample = tuple(upsample)
+        predictor = model_file(f"shape_predictor_{landmarks}_face_landmarks.dat")
+        self._predictor = dlib.shape_predictor(str(predictor))
+        self._to_five = five_from_dlib5 if landmarks == "5" else (lambda p: to_five(p, IBUG_68))
+        self.weight_paths = [predictor]
+
+    def _boxes(self, image: np.ndarray, upsample: int) -> list[tuple[object, float]]:
+        """(dlib rectangle, margin) pairs."""
+        raise NotImplementedError
+
+    def detect_one(self, image: np.ndarray) -> list[Face]:
+        found = []
+        for level in self.upsample:
+            found = self._boxes(image, level)
+            if found:
+                break
+        faces = []
+        for rect, margin in found:
+            shape = self._predictor(image, rect)
+            points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float32)
+            faces.append(Face(box, _score(margin), self._to_five(points), points))
+        return faces
+
+
+@register_detector("dlib", description="dlib HOG frontal detector + 68-point shape predictor, mapped to 5",
+                   requires=_REQUIRES)
+class DlibHogDetector(_DlibDetector):
+    """dlib's HOG + linear SVM frontal face detector (fast on CPU; upright, frontal faces)."""
+
+    def __init__(self, device="auto", weights_dir=None, landmarks: str = "68", upsample=(0, 1, 2),
+                 max_side: int = 1280) -> None:
+        super().__init__(device, landmarks, upsample, max_side)
+        self._net = self._dlib.get_frontal_face_detector()
+
+    def _boxes(self, image, upsample):
+        rects, margins, _ = self._net.run(image, upsample, 0.0)
+        return list(zip(rects, margins))
+
+
+@register_detector("dlib_cnn", description="dlib MMOD CNN detector + 68-point shape predictor, mapped to 5",
+                   requires=_REQUIRES)
+class DlibCnnDetector(_DlibDetector):
+    """dlib's MMOD CNN face detector: finds more poses than HOG, about 50x slower on a CPU
+    (0.5 s for a 250x250 image), so large images are detected at ``max_side`` 640."""
+
+    def __init__(self, device="auto", weights_dir=None, landmarks: str = "68", upsample=(0, 1),
+                 max_side: int = 640) -> None:
+        super().__init__(device, landmarks, upsample, max_side)
+        path = model_file("mmod_human_face_detector.dat")
+        self._net = self._dlib.cnn_face_detection_model_v1(str(path))
+        self.weight_paths.insert(0, path)
+
+    def _boxes(self, image, upsample):
+        return [(d.rect, d.confidence) for d in self._net(image, upsample)]
