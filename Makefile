@@ -11,7 +11,7 @@ METHODS ?= all
 OUT ?= results/lfw
 BENCH_ARGS ?=
 
-.PHONY: setup bench-lfw test lint clean
+.PHONY: setup bench-lfw bench-speed test lint clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,13 @@ $(VENV)/.installed: requirements/lock.txt pyproject.toml
 bench-lfw: setup
 	$(PY) -m benchmark --methods $(METHODS) --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \
 		$(if $(ALIGNED_DIR),--aligned-dir $(ALIGNED_DIR)) --out $(OUT) $(BENCH_ARGS)
+
+# each stage's throughput and the embedder per backend/precision here, then a full LFW pass pipelined
+# vs sequential (SPEED_ARGS="--quick" for a check in seconds)
+SPEED_ARGS ?=
+bench-speed: setup
+	$(PY) -m benchmark speed --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \
+		$(if $(ALIGNED_DIR),--aligned-dir $(ALIGNED_DIR)) $(SPEED_ARGS)
 
 # pytest's exit 5 ("no tests collected") fails like any other non-zero exit
 test: setup

@@ -1,6 +1,7 @@
-"""Face embedding backbones (EdgeFace) and batched embedding."""
+"""Face embedding backbones (EdgeFace), batched embedding on PyTorch, ONNX Runtime or OpenVINO,
+and the model's ONNX export and reduced-precision copies."""
 from .edgeface import ARCHITECTURES, EdgeFace, LowRankLinear, load_edgeface, read_checkpoint
-from .embedder import DEFAULT_EMBEDDER, Embedder
+from .embedder import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS, BaseEmbedder, Embedder, create_embedder
 
-__all__ = ["ARCHITECTURES", "DEFAULT_EMBEDDER", "EdgeFace", "Embedder", "LowRankLinear",
-           "load_edgeface", "read_checkpoint"]
+__all__ = ["ARCHITECTURES", "BACKENDS", "DEFAULT_EMBEDDER", "PRECISIONS", "BaseEmbedder", "EdgeFace", "Embedder",
+           "LowRankLinear", "create_embedder", "load_edgeface", "read_checkpoint"]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from face_alignment.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,16 @@ class MethodResults:
 
     def save(self, path: Path) -> None:
         """Write through a temporary file and ``os.replace``: a kill never leaves half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, embeddings=self.embeddings, status=self.status, landmarks=self.landmarks,
-                         scores=self.scores, detect_ms=self.detect_ms,
-                         reasons=np.array(json.dumps({str(k): v for k, v in self.reasons.items()})),
-                         embed_seconds=np.array(self.embed_seconds), wall_seconds=np.array(self.wall_seconds))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, embeddings=self.embeddings, status=self.status, landmarks=self.landmarks,
+                     scores=self.scores, detect_ms=self.detect_ms,
+                     reasons=np.array(json.dumps({str(k): v for k, v in self.reasons.items()})),
+                     embed_seconds=np.array(self.embed_seconds), wall_seconds=np.array(self.wall_seconds))
 
     @classmethod
     def load(cls, path: Path, n: int) -> MethodResults | None:
-        """The cached results at ``path``, or None when absent or unreadable (then recomputed)."""
+        """The cached results at ``path``, or None when absent, unreadable or not results for
+        ``n`` images (then they are recomputed: a cache is never needed, only reused)."""
         if not path.is_file():
             return None
         try:
@@ -75,13 +69,26 @@ class MethodResults:
                 results = cls(data["embeddings"], data["status"], data["landmarks"], data["scores"],
                               data["detect_ms"], {int(k): v for k, v in json.loads(str(data["reasons"])).items()},
                               float(data["embed_seconds"]), float(data["wall_seconds"]))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring unreadable cache %s: %s", path, exc)
+        except Exception as exc:  # a truncated zip, EOF, not an npz, a missing array, bad JSON ...
+            log.warning("ignoring unreadable cache %s (%s: %s); recomputing", path, type(exc).__name__, exc)
             return None
-        if len(results.status) != n:
-            log.warning("ignoring cache %s: it holds %d images, expected %d", path, len(results.status), n)
+        problem = results._mismatch(n)
+        if problem:
+            log.warning("ignoring cache %s: %s; recomputing", path, problem)
             return None
         return results
+
+    def _mismatch(self, n: int) -> str:
+        """Why these arrays are not results for ``n`` images, or ``""``."""
+        shapes = {"status": (n,), "landmarks": (n, 5, 2), "scores": (n,), "detect_ms": (n,)}
+        for name, shape in shapes.items():
+            if getattr(self, name).shape != shape:
+                return f"{name} has shape {getattr(self, name).shape}, expected {shape} ({n} images)"
+        if self.embeddings.ndim != 2 or len(self.embeddings) != n:
+            return f"embeddings have shape {self.embeddings.shape}, expected ({n}, dim)"
+        if not np.isin(self.status, list(STATUS_NAMES)).all():
+            return "unknown status codes"
+        return ""
 
     @property
     def done(self) -> int:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from face_alignment.atomic import atomic_path
+
 from .cache import FOUND, MethodResults
 from .lfw import PairList
 from .metrics import (
@@ -36,7 +38,9 @@ class PairScores:
         return 1.0 - self.distances / 2.0
 
     def save(self, path) -> None:
-        np.savez(path, distances=self.distances, same=self.same, folds=self.folds, found=self.found)
+        """Written atomically, like every output of a run."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, distances=self.distances, same=self.same, folds=self.folds, found=self.found)
 
 
 def pair_scores(results: MethodResults, pairs: PairList) -> PairScores:

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from face_alignment.errors import DatasetError
 from face_alignment.weights import download
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,11 @@ def fetch_lfw(data_dir: str | os.PathLike, base_url: str = LFW_BASE_URL,
             continue
         url = base_url.rstrip("/") + "/" + remote.name
         log.info("downloading %s", url)
-        archive = download(url, data_dir / remote.name, remote.md5, algorithm="md5")
+        try:
+            archive = download(url, data_dir / remote.name, remote.md5, algorithm="md5")
+        except OSError as exc:  # no network, DNS, refused, cut off: nothing partial is left behind
+            raise DatasetError(f"could not download {url}: {exc}. Check the connection (or --base-url), "
+                               "or put lfw-deepfunneled/ and pairs.txt in the data folder yourself") from exc
         if remote.extract_to:
             _extract(archive, data_dir, remote.extract_to)
             if not keep_archive:

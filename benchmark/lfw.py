@@ -53,21 +53,26 @@ def lfw_image(name: str, number: str) -> str:
         index = int(number)
     except ValueError:
         raise DatasetError(f"image number {number!r} is not an integer") from None
+    if index < 1:
+        raise DatasetError(f"image number {index} is not a valid LFW number (they start at 1)")
     return f"{name}/{name}_{index:04d}.jpg"
 
 
-def _lfw_rows(rows: list[list[str]], source: str, first_line: int) -> list[tuple[str, str, bool]]:
+#: a pairs file's lines as (line number in the file, fields), blank lines left out
+Rows = list[tuple[int, list[str]]]
+
+
+def _lfw_rows(rows: Rows, source: str) -> list[tuple[str, str, bool]]:
     out = []
-    for offset, fields in enumerate(rows):
+    for line, fields in rows:
         fields = [f.strip() for f in fields if f.strip()]
-        line = first_line + offset
         try:
             if len(fields) == 3:
                 out.append((lfw_image(fields[0], fields[1]), lfw_image(fields[0], fields[2]), True))
             elif len(fields) == 4:
                 out.append((lfw_image(fields[0], fields[1]), lfw_image(fields[2], fields[3]), False))
             else:
-                raise DatasetError(f"expected 3 or 4 fields, got {len(fields)}")
+                raise DatasetError(f"expected 3 fields (name i j) or 4 (name1 i name2 j), got {len(fields)}")
         except DatasetError as exc:
             raise DatasetError(f"{source} line {line}: {exc}: {' '.join(fields)!r}") from None
     return out
@@ -91,27 +96,35 @@ def _stratified_folds(same: np.ndarray) -> np.ndarray:
 
 
 def read_pairs(path: str | os.PathLike) -> PairList:
-    """Parse a pairs file in any of the three layouts (see module docstring)."""
+    """Parse a pairs file in any of the three layouts (see module docstring).
+
+    A malformed line is an error that names it (a benchmark must not drop pairs silently), and
+    so is an official file whose pair count or fold order differs from what its header says.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"pairs file {path} does not exist. {DATA_HINT}")
-    text = path.read_text(encoding="utf-8-sig")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"pairs file {path} is not UTF-8 text (byte {exc.start}): give a pairs.txt or CSV "
+                           "file") from None
+    numbered = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not numbered:
         raise DatasetError(f"pairs file {path} is empty")
-    header = lines[0].replace(",", " ").split()
+    header = numbered[0][1].replace(",", " ").split()
     per_fold = None
     if path.suffix.lower() == ".csv":
-        rows = list(csv.reader(lines))
-        names = [h.strip().lower() for h in rows[0]]
+        rows = [(n, fields) for (n, _), fields in zip(numbered, csv.reader(ln for _, ln in numbered))]
+        names = [h.strip().lower() for h in rows[0][1]]
         if names[:3] == ["path1", "path2", "same"]:
             triples = _plain_rows(rows[1:], path)
         else:
-            triples = _lfw_rows(rows[1:], str(path), 2)
+            triples = _lfw_rows(rows[1:], str(path))
             per_fold = 300 if len(triples) == 6000 else None
     elif all(h.isdigit() for h in header) and len(header) in (1, 2):
-        per_fold = int(header[1]) if len(header) == 2 else None
-        triples = _lfw_rows([ln.split() for ln in lines[1:]], str(path), 2)
+        triples = _lfw_rows([(n, ln.split()) for n, ln in numbered[1:]], str(path))
+        per_fold = _check_official(triples, [n for n, _ in numbered[1:]], [int(h) for h in header], path)
     else:
         raise DatasetError(
             f"{path}: unrecognised pairs layout (expected an official pairs.txt with a numeric header, "
@@ -122,15 +135,35 @@ def read_pairs(path: str | os.PathLike) -> PairList:
     return _pair_list(triples, str(path), per_fold)
 
 
-def _plain_rows(rows: list[list[str]], path: Path) -> list[tuple[str, str, bool]]:
+def _check_official(triples, lines: list[int], header: list[int], path: Path) -> int | None:
+    """Check an official file against its header (View 2: ``folds per_fold``, View 1: ``n``, each
+    n same-person pairs then n different ones); the View-2 folds' size."""
+    per_block, blocks = (header[1], header[0]) if len(header) == 2 else (header[0], 1)
+    expected = 2 * per_block * blocks
+    if len(triples) != expected:
+        raise DatasetError(f"{path}: the header ({' '.join(map(str, header))}) announces {expected} pairs, the file "
+                           f"has {len(triples)}: it is truncated or edited; use the official file")
+    pattern = np.tile(np.r_[np.ones(per_block, bool), np.zeros(per_block, bool)], blocks)
+    wrong = np.flatnonzero(np.array([same for _, _, same in triples]) != pattern)
+    if wrong.size:
+        i = int(wrong[0])
+        kind = "same-person (name i j)" if pattern[i] else "different-person (name1 i name2 j)"
+        raise DatasetError(f"{path} line {lines[i]}: expected a {kind} pair there (the header says blocks of "
+                           f"{per_block} same then {per_block} different pairs)")
+    return per_block if len(header) == 2 and blocks == N_FOLDS else None
+
+
+def _plain_rows(rows: Rows, path: Path) -> list[tuple[str, str, bool]]:
     out = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         if len(row) < 3:
             raise DatasetError(f"{path} line {line}: expected path1,path2,same, got {row!r}")
-        flag = row[2].strip().lower()
+        first, second, flag = row[0].strip(), row[1].strip(), row[2].strip().lower()
+        if not first or not second:
+            raise DatasetError(f"{path} line {line}: an image path is empty: {row!r}")
         if flag not in ("1", "0", "true", "false"):
             raise DatasetError(f"{path} line {line}: same must be 1/0 or true/false, got {row[2]!r}")
-        out.append((row[0].strip(), row[1].strip(), flag in ("1", "true")))
+        out.append((first, second, flag in ("1", "true")))
     return out
 
 

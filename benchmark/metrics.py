@@ -63,6 +63,21 @@ def kfold_accuracy(distances: np.ndarray, same: np.ndarray, folds: np.ndarray,
     return FoldAccuracy(np.array(accs), np.array(chosen))
 
 
+def kfold_decisions(distances: np.ndarray, same: np.ndarray, folds: np.ndarray,
+                    thresholds: np.ndarray = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Each pair's "same" decision under :func:`kfold_accuracy`'s rule: the pair is judged by
+    its fold's threshold (chosen on the other folds). For paired tests between two methods.
+
+    Returns
+    -------
+    (N,) bool; ``mean(decisions == same)`` within fold ``k`` is ``kfold_accuracy(...).accuracies[k]``
+    """
+    distances, folds = np.asarray(distances), np.asarray(folds)
+    fold_thresholds = kfold_accuracy(distances, same, folds, thresholds).thresholds
+    pair_thresholds = fold_thresholds[np.searchsorted(np.unique(folds), folds)]
+    return distances < pair_thresholds
+
+
 def best_threshold(distances: np.ndarray, same: np.ndarray, thresholds: np.ndarray = DEFAULT_THRESHOLDS) -> float:
     """The first threshold with the best accuracy on all pairs."""
     accs = [_accuracy(np.asarray(distances), np.asarray(same, bool), t) for t in thresholds]

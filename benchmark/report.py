@@ -1,13 +1,27 @@
-"""The CSV report (one row per method) and the per-image log."""
+"""A run folder's files: the CSV report (one row per method), the per-image log, the run's
+settings (``run.json``), written by the runner and read back by :func:`load_run`."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+import pandas as pd
+
+from face_alignment import LANDMARK_NAMES
+from face_alignment.errors import FaceBenchError
+
+from .evaluate import PairScores
+from .lfw import PairList
 
 #: report columns, in order; later versions add columns, never rename these
 COLUMNS = [
@@ -16,8 +30,17 @@ COLUMNS = [
     "embed_img_per_s", "wall_s", "peak_rss_mb", "peak_gpu_mb", "device", "embedder", "embedder_sha256",
     "detector_weights_sha256", "versions", "git_commit", "started_at",
     # added after the first release
-    "n_pairs_found", "n_failed_images", "error", "detector_model",
+    "n_pairs_found", "n_failed_images", "error", "detector_model", "unverified_weights",
+    "embedder_backend", "precision",
 ]
+TEXT_COLUMNS = ("method", "device", "embedder", "embedder_sha256", "detector_weights_sha256", "versions",
+                "git_commit", "started_at", "error", "unverified_weights", "detector_model", "embedder_backend",
+                "precision")
+COUNT_COLUMNS = ("n_pairs", "n_images", "n_pairs_found", "n_failed_images")
+#: the per-image log's landmark columns: x and y of each landmark in the original image's pixels
+LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
+IMAGE_LOG_COLUMNS = ["image", "status", "reason", "score", "detect_ms", *LANDMARK_COLUMNS]
+RUN_INFO = "run.json"
 
 
 def _cell(value) -> str:
@@ -36,21 +59,128 @@ def write_report(rows: list[dict], path: Path) -> None:
 
 
 def write_image_log(path: Path, images: list[str], results, status_names: dict[int, str]) -> None:
-    """One line per image: its status, the reason for a failure, detector score and time."""
+    """One line per image: its status, the reason for a failure, detector score and time, and
+    the five landmarks it was aligned with (empty where there are none: reference crops,
+    unreadable images), so that any crop can be redrawn from the original image."""
     rows = [[image, status_names[int(results.status[i])], results.reasons.get(i, ""),
-             _cell(results.scores[i]), _cell(results.detect_ms[i])] for i, image in enumerate(images)]
-    _write_csv(path, ["image", "status", "reason", "score", "detect_ms"], rows)
+             _cell(results.scores[i]), _cell(results.detect_ms[i]),
+             *(_cell(v) for v in np.asarray(results.landmarks[i], np.float64).ravel())]
+            for i, image in enumerate(images)]
+    _write_csv(path, IMAGE_LOG_COLUMNS, rows)
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def pairs_sha256(pairs: PairList) -> str:
+    """A fingerprint of the pairs (both images, label and fold of each, in order): two runs
+    whose score files are compared pair by pair must have the same one."""
+    lines = (f"{pairs.images[a]}\t{pairs.images[b]}\t{int(same)}\t{int(fold)}"
+             for a, b, same, fold in zip(pairs.first, pairs.second, pairs.same, pairs.folds))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def write_run_info(out: Path, info: dict) -> Path:
+    """``<out>/run.json``: the run's settings that the report rows do not carry (where the
+    images and reference crops were, the pairs file and its fingerprint)."""
+    path = Path(out) / RUN_INFO
+    text = json.dumps(info, indent=2, sort_keys=True, default=str) + "\n"
+    write_text(path, text)
+    return path
+
+
+@contextmanager
+def _atomic_write(path: Path, newline: str | None = None) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` only once complete (a temporary file, then
+    ``os.replace``): a kill never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
+        with os.fdopen(fd, "w", newline=newline) as fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with _atomic_write(path, newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, like the CSV files."""
+    with _atomic_write(path) as fh:
+        fh.write(text)
+
+
+def read_report(path: Path) -> pd.DataFrame:
+    """``report.csv`` as a DataFrame: metrics as floats (NaN where empty), counts as nullable
+    integers, ``flip`` as bool, text columns as strings ("" where empty); a column this version
+    does not know is left as pandas reads it."""
+    frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+    for column in frame.columns:
+        if column in TEXT_COLUMNS:
+            frame[column] = frame[column].fillna("")
+        elif column in COUNT_COLUMNS:
+            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+        elif column == "flip":
+            frame[column] = frame[column].astype(str).str.lower().eq("true")
+        elif column in COLUMNS:  # every other known column is a number
+            frame[column] = pd.to_numeric(frame[column]).astype(float)
+    return frame
+
+
+@dataclass
+class Run:
+    """A run folder read back: ``report`` (one row per method, as in ``report.csv``), ``info``
+    (``run.json``, empty for runs that did not finish), per-pair scores and per-image logs."""
+
+    path: Path
+    report: pd.DataFrame
+    info: dict
+
+    @property
+    def methods(self) -> list[str]:
+        """Methods with results: no error, and a score file present (report order)."""
+        ok = self.report[self.report["error"] == ""]["method"]
+        return [m for m in ok if (self.path / "scores" / f"{m}.npz").is_file()]
+
+    def row(self, method: str) -> pd.Series:
+        """The report row of ``method``."""
+        rows = self.report[self.report["method"] == method]
+        if rows.empty:
+            raise FaceBenchError(f"run {self.path} has no method {method!r}; it has "
+                                 f"{', '.join(self.report['method']) or 'none'}")
+        return rows.iloc[-1]
+
+    def scores(self, method: str) -> PairScores:
+        """Per-pair distances, labels, folds and found flags of ``method``."""
+        error = self.row(method)["error"]  # raises for a method not in this run
+        path = self.path / "scores" / f"{method}.npz"
+        if error or not path.is_file():  # a file left by an earlier run in this folder is not this run's
+            raise FaceBenchError(f"{method} has no scores in run {self.path} (error: {error or 'none recorded'})")
+        with np.load(path, allow_pickle=False) as data:
+            return PairScores(data["distances"], data["same"].astype(bool), data["folds"],
+                              data["found"].astype(bool))
+
+    def image_log(self, method: str) -> pd.DataFrame:
+        """``images/<method>.csv``: one row per image (status, reason, score, time, landmarks)."""
+        path = self.path / "images" / f"{method}.csv"
+        if not path.is_file():
+            raise FaceBenchError(f"{path} does not exist: {method} has no per-image log in this run")
+        return pd.read_csv(path, dtype={"image": str, "status": str, "reason": str}, keep_default_na=False,
+                           na_values={c: [""] for c in ("score", "detect_ms", *LANDMARK_COLUMNS)})
+
+    def _repr_html_(self) -> str:  # a notebook shows the report
+        return f"<p>facebench run <code>{self.path}</code></p>" + self.report.to_html()
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Read the run folder ``path`` (a runner's ``--out``)."""
+    path = Path(path)
+    if not (path / "report.csv").is_file():
+        raise FaceBenchError(f"{path} holds no report.csv: give the output folder (--out) of a facebench run")
+    info_path = path / RUN_INFO
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    return Run(path, read_report(path / "report.csv"), info)

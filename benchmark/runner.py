@@ -1,8 +1,8 @@
 """The LFW benchmark runner: detect, align and embed each unique image once, score the pairs.
 
-Per method, images are decoded by a thread pool in chunks (memory stays bounded by the chunk),
-detected in small batches, the target face picked and aligned, the crops embedded in batches,
-and the results saved to the method's cache after every chunk, so an interrupted run resumes
+Per method, images are decoded, detected in small batches, the target face picked and aligned,
+and the crops embedded in batches, these stages overlapping (:mod:`benchmark.pipeline`); the
+results are saved to the method's cache after every chunk, so an interrupted run resumes
 where it stopped. A face not found is aligned with :data:`FALLBACK_LANDMARKS` (the median
 landmark positions of LFW faces, as fractions of the image size: a centre crop at LFW's framing)
 and counted; an unreadable image is counted and its pairs scored as "different".
@@ -10,10 +10,8 @@ and counted; an unreadable image is counted and its pairs scored as "different".
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,21 +19,26 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from backbones import DEFAULT_EMBEDDER, Embedder
-from face_alignment import CROP_SIZE, align_face, create_detector, load_image
-from face_alignment.errors import FaceBenchError, ImageError
+from backbones import DEFAULT_EMBEDDER, BaseEmbedder, create_embedder
+from face_alignment import CROP_SIZE, align_face, create_detector
+from face_alignment.errors import FaceBenchError
+from face_alignment.runtime import resolve_device
 from face_alignment.selection import refine_targets
-from face_alignment.weights import sha256_file
+from face_alignment.weights import sha256_file, unverified_weights
 
 from .cache import FALLBACK, FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
 from .evaluate import pair_scores, summarize
+from .isolation import Progress, run_in_child
 from .lfw import PairList, check_images, find_image_root, find_pairs_file, read_pairs, subset_pairs
+from .pipeline import process_images
 from .report import write_image_log, write_report
 from .sysinfo import PeakMemory, git_commit, library_versions
 
 log = logging.getLogger(__name__)
 
 REFERENCE = "reference"
+#: how the reason of an image starts when the detector raised on it
+DETECTOR_ERROR = "detector error"
 #: median YuNet landmarks over LFW deep-funneled images (every 8th image of pairs.txt, 963
 #: faces), as fractions of (width, height); the fallback alignment for a face not found
 FALLBACK_LANDMARKS = np.array(
@@ -76,7 +79,7 @@ def detector_cropper(detector) -> Cropper:
         except Exception as exc:  # any backend failure; isolate the image(s) behind it
             if len(images) > 1:
                 return [o for image in images for o in crop([image])]
-            return [_fallback(images[0], f"detector error: {type(exc).__name__}: {exc}")]
+            return [_fallback(images[0], f"{DETECTOR_ERROR}: {type(exc).__name__}: {exc}")]
         return [
             _fallback(image, "no face found") if face is None
             else Outcome(align_face(image, face.landmarks), FOUND, face.landmarks, face.score)
@@ -92,60 +95,6 @@ def reference_cropper(images: Sequence[np.ndarray]) -> list[Outcome]:
     return [Outcome(im if im.shape[:2] == (CROP_SIZE, CROP_SIZE) else cv2.resize(im, (CROP_SIZE, CROP_SIZE),
                                                                                  interpolation=cv2.INTER_AREA),
                     FOUND, nan, 1.0) for im in images]
-
-
-def _safe_load(path: Path) -> tuple[np.ndarray | None, str]:
-    try:
-        return load_image(path), ""
-    except ImageError as exc:
-        return None, str(exc)
-
-
-def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder: Embedder,
-                   results: MethodResults, flip: bool = False, workers: int = 2, detect_batch: int = 8,
-                   chunk: int = 256, save: Callable[[], None] | None = None, desc: str = "",
-                   progress: bool = True) -> MethodResults:
-    """Fill ``results`` for every image still pending; ``save`` is called after each chunk."""
-    todo = np.flatnonzero(results.status == PENDING)
-    started = time.perf_counter()
-    bar = tqdm(total=len(images), initial=len(images) - len(todo), desc=desc, unit="img",
-               disable=not progress, leave=False)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for start in range(0, len(todo), chunk):
-            indices = todo[start:start + chunk]
-            loaded = list(pool.map(_safe_load, [root / images[i] for i in indices]))
-            readable = []
-            for i, (image, error) in zip(indices, loaded):
-                if image is None:
-                    results.status[i], results.reasons[int(i)] = UNREADABLE, error
-                else:
-                    readable.append((i, image))
-            done: list[tuple[int, Outcome]] = []
-            for b in range(0, len(readable), detect_batch):
-                batch = readable[b:b + detect_batch]
-                t0 = time.perf_counter()
-                outcomes = cropper([image for _, image in batch])
-                per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(batch)
-                for (i, _), outcome in zip(batch, outcomes):
-                    results.detect_ms[i] = per_image_ms
-                    done.append((i, outcome))
-            if done:
-                t0 = time.perf_counter()
-                embeddings = embedder.embed(np.stack([o.crop for _, o in done]), flip=flip)
-                results.embed_seconds += time.perf_counter() - t0
-                for (i, outcome), embedding in zip(done, embeddings):
-                    results.embeddings[i] = embedding
-                    results.landmarks[i], results.scores[i] = outcome.landmarks, outcome.score
-                    results.status[i] = outcome.status
-                    if outcome.reason:
-                        results.reasons[int(i)] = outcome.reason
-            results.wall_seconds += time.perf_counter() - started
-            started = time.perf_counter()
-            if save is not None:
-                save()
-            bar.update(len(indices))
-    bar.close()
-    return results
 
 
 def default_lfw_dir() -> Path | None:
@@ -173,12 +122,16 @@ class RunConfig:
     workers: int = 2
     detect_batch: int = 8
     flip: bool = False
-    embedder: str = DEFAULT_EMBEDDER
+    embedder_model: str = DEFAULT_EMBEDDER
     embedder_weights: str | Path | None = None
+    embedder_backend: str = "torch"  # torch | onnx | openvino (backbones.embedder.BACKENDS)
+    precision: str = "fp32"  # fp32 | fp16 | int8
     quantized: bool = False
     resume: bool = True
     max_pairs: int | None = None
     progress: bool = True
+    allow_unverified_weights: bool = False
+    isolate: bool = True  # each method in its own process (benchmark.isolation)
 
 
 def load_protocol(config: RunConfig) -> tuple[PairList, Path]:
@@ -195,66 +148,113 @@ def load_protocol(config: RunConfig) -> tuple[PairList, Path]:
     pairs = read_pairs(config.pairs or find_pairs_file(lfw_dir, image_root))
     if config.max_pairs:
         pairs = subset_pairs(pairs, max(1, config.max_pairs // 20))
-    missing = check_images(pairs, image_root)
-    if missing:
-        log.warning("%d of %d images are missing under %s (counted as unreadable), e.g. %s",
-                    len(missing), len(pairs.images), image_root, missing[0])
+    for root in (image_root, *([Path(config.aligned_dir)] if config.aligned_dir else [])):
+        missing = check_images(pairs, root)
+        if missing:
+            log.warning("%d of %d images are missing under %s (counted as unreadable), e.g. %s",
+                        len(missing), len(pairs.images), root, missing[0])
     return pairs, image_root
+
+
+def _output_folder(path: str | Path) -> Path:
+    """``path``, created, after checking that files can be written there (before any work)."""
+    import tempfile
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise FaceBenchError(f"cannot write to the output folder {out} ({exc.strerror or exc}); "
+                             "choose another with --out") from None
+    return out
+
+
+def _load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
+    from .calibration import run_calibration
+
+    calibration = run_calibration(config) if config.precision == "int8" else None
+    return create_embedder(config.embedder_backend, config.precision, config.embedder_model, config.embedder_weights,
+                           config.weights_dir, device, config.batch_size, config.quantized, calibration)
 
 
 def run_benchmark(config: RunConfig) -> list[dict]:
     """Run every method of ``config`` on the LFW pairs; returns the report rows (also written
-    to ``<out>/report.csv`` after each method, so finished work is on disk)."""
+    to ``<out>/report.csv`` after each method, so finished work is on disk).
+
+    Configuration errors (data, pairs, embedder weights, output folder) raise before any method
+    starts. With ``config.isolate`` each method runs in its own process, which loads its own
+    embedder: a crash there becomes that method's error row (:mod:`benchmark.isolation`); the
+    embedder loaded here on the CPU only checks the weights and describes them.
+    """
     pairs, image_root = load_protocol(config)
-    out = Path(config.out)
-    embedder = Embedder.from_weights(config.embedder, config.embedder_weights, config.weights_dir, config.device,
-                                     config.batch_size, config.quantized)
+    out = _output_folder(config.out)
+    with unverified_weights(config.allow_unverified_weights) as unverified:
+        # fp16 cannot run on the CPU, where the parent only checks and describes the weights
+        described = replace(config, precision="fp32") if config.isolate and config.precision == "fp16" else config
+        embedder = _load_embedder(described, "cpu" if config.isolate else config.device)
     meta = {
-        "n_pairs": len(pairs), "n_images": len(pairs.images), "flip": config.flip, "device": embedder.device,
+        "n_pairs": len(pairs), "n_images": len(pairs.images), "flip": config.flip,
+        "device": resolve_device("cpu" if config.quantized else config.device),
         "embedder": embedder.name, "embedder_sha256": embedder.weights_sha256, "versions": library_versions(),
+        "embedder_backend": config.embedder_backend, "precision": config.precision,
         "git_commit": git_commit(), "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "unverified_weights": ";".join(map(str, unverified)),
     }
     rows = []
     methods = list(config.methods)
     if config.aligned_dir:
         methods.insert(0, REFERENCE)
     for method in methods:
-        rows.append(_run_method(method, config, pairs, image_root, embedder, meta, out))
+        if config.isolate:
+            row = _run_isolated(method, config, pairs, image_root, meta, out)
+        else:
+            row = _run_method(method, config, pairs, image_root, meta, out, embedder)
+        rows.append(row)
         write_report(rows, out / "report.csv")
     log.info("report written to %s", out / "report.csv")
+    from .summary import write_run_outputs  # here: summary -> plots -> runner would be an import cycle
+
+    write_run_outputs(config, pairs, image_root)
     return rows
 
 
-def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Path, embedder: Embedder,
-                meta: dict, out: Path) -> dict:
+def _run_isolated(method: str, config: RunConfig, pairs: PairList, image_root: Path, meta: dict, out: Path) -> dict:
+    """:func:`_run_method` in a child process; its progress bar is drawn here, where a notebook
+    shows it (the bar moves a chunk at a time, as the pipeline's does)."""
+    with tqdm(desc=method, unit="img", disable=not config.progress, leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+        child = run_in_child(_run_method, (method, replace(config, progress=False), pairs, image_root, meta, out),
+                             method, advance)
+    if child.error:
+        log.error("%s: %s", method, child.error)
+    return child.result or {"method": method, **meta, "error": child.error}
+
+
+def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Path, meta: dict, out: Path,
+                embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None) -> dict:
+    """One method's report row (``error`` says why where it failed). Without ``embedder`` (in a
+    child process) the embedder is loaded here; ``progress(done, total)`` follows the cache."""
     row = {"method": method, **meta}
     try:
-        with PeakMemory(embedder.device) as memory:
-            if method == REFERENCE:
-                root, cropper, weight_paths = Path(config.aligned_dir), reference_cropper, []
-            else:
-                detector = create_detector(method, device=config.device, weights_dir=config.weights_dir)
-                root, cropper, weight_paths = image_root, detector_cropper(detector), detector.weight_paths
-                row["detector_model"] = detector.model_label
-            weights_sha = _weights_sha256(weight_paths)
-            key = cache_key(method=method, weights=weights_sha, embedder=meta["embedder_sha256"],
-                            quantized=config.quantized, flip=config.flip, device=embedder.device,
-                            root=str(root.resolve()), images=pairs.images)
-            cache_path = out / "cache" / f"{method}-{key[:16]}.npz"
-            results = (MethodResults.load(cache_path, len(pairs.images)) if config.resume else None) \
-                or MethodResults.empty(len(pairs.images))
-            if results.done:
-                log.info("%s: resuming from %s (%d/%d images done)", method, cache_path, results.done,
-                         len(pairs.images))
-            process_images(pairs.images, root, cropper, embedder, results, config.flip, config.workers,
-                           config.detect_batch, save=lambda: results.save(cache_path), desc=method,
-                           progress=config.progress)
+        with unverified_weights(config.allow_unverified_weights) as unverified:
+            if embedder is None:
+                embedder = _load_embedder(config, config.device)
+                unverified.clear()  # the parent has reported the embedder's file (meta)
+            with PeakMemory(embedder.device) as memory:
+                source = _image_source(method, config, image_root)
+                row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
+                    filter(None, [meta["unverified_weights"], *map(str, unverified)])))
+                results = _process(method, source, config, pairs, embedder, meta, out, progress)
         scores = pair_scores(results, pairs)
         (out / "scores").mkdir(parents=True, exist_ok=True)
         scores.save(out / "scores" / f"{method}.npz")
         write_image_log(out / "images" / f"{method}.csv", pairs.images, results, STATUS_NAMES)
         row.update(summarize(scores))
-        row.update(_timing(results, memory, weights_sha))
+        row.update(_timing(results, memory, source.weights_sha256))
         row["success_rate"] = float(np.mean(results.status == FOUND))
         row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
         log.info("%s: accuracy %.4f, success rate %.4f", method, row["accuracy"], row["success_rate"])
@@ -265,6 +265,63 @@ def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Pat
         log.exception("%s failed", method)
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
+
+
+@dataclass(frozen=True)
+class _ImageSource:
+    """Where a method's images are and what turns them into crops."""
+
+    root: Path
+    cropper: Cropper
+    producer: str  # the code that makes the crops: part of the cache key
+    model: str = ""
+    weights_sha256: str = ""
+
+
+def _image_source(method: str, config: RunConfig, image_root: Path) -> _ImageSource:
+    if method == REFERENCE:
+        return _ImageSource(Path(config.aligned_dir), reference_cropper, REFERENCE)
+    detector = create_detector(method, device=config.device, weights_dir=config.weights_dir)
+    producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
+    return _ImageSource(image_root, detector_cropper(detector), producer, detector.model_label,
+                        _weights_sha256(detector.weight_paths))
+
+
+def _process(method: str, source: _ImageSource, config: RunConfig, pairs: PairList, embedder: BaseEmbedder,
+             meta: dict, out: Path, progress: Progress) -> MethodResults:
+    """Every image's result, resumed from the method's cache, which is saved after each chunk.
+    The cache file is named by a key over everything that produced its contents."""
+    n = len(pairs.images)
+    key = cache_key(method=method, detector=source.producer, weights=source.weights_sha256,
+                    embedder=meta["embedder_sha256"], quantized=config.quantized, flip=config.flip,
+                    backend=config.embedder_backend, precision=config.precision,
+                    device=embedder.device, versions=meta["versions"], root=str(source.root.resolve()),
+                    images=pairs.images)
+    cache_path = out / "cache" / f"{method}-{key[:16]}.npz"
+    results = (MethodResults.load(cache_path, n) if config.resume else None) or MethodResults.empty(n)
+    if results.done:
+        log.info("%s: resuming from %s (%d/%d images done)", method, cache_path, results.done, n)
+    progress(results.done, n)
+
+    def checkpoint() -> None:
+        _check_detector_works(results)
+        results.save(cache_path)
+        progress(results.done, n)
+
+    return process_images(pairs.images, source.root, source.cropper, embedder, results, config.flip, config.workers,
+                          config.detect_batch, save=checkpoint, desc=method, progress=config.progress)
+
+
+def _check_detector_works(results: MethodResults) -> None:
+    """Stop a method whose detector has raised on every image it was given so far (checked
+    after each chunk, so before a broken detector costs a whole run): its numbers would be the
+    fallback crops', not the detector's."""
+    done = results.status != PENDING
+    if np.any(results.status[done] == FOUND):
+        return
+    reasons = [results.reasons.get(int(i), "") for i in np.flatnonzero(done & (results.status != UNREADABLE))]
+    if reasons and all(r.startswith(DETECTOR_ERROR) for r in reasons):
+        raise FaceBenchError(f"the detector raised on all {len(reasons)} images it was given, e.g. {reasons[0]}")
 
 
 def _weights_sha256(paths: Sequence[Path]) -> str:

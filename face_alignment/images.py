@@ -38,20 +38,25 @@ def to_rgb_uint8(image) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB; raises :class:`ImageError` with the reason."""
+    """Read an image file as HxWx3 uint8 RGB; raises :class:`ImageError` with the reason.
+
+    Decoded with OpenCV as 3-channel colour at its bit depth: grayscale is replicated, alpha
+    dropped, CMYK converted, the EXIF orientation applied, 16 bits scaled to 8. A JPEG whose
+    image data is damaged but whose header is intact decodes as far as libjpeg recovers it (it
+    prints ``Corrupt JPEG data`` on stderr); a truncated or undecodable file is an error.
+    """
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise ImageError(f"missing file: {path}") from None
-    except OSError as exc:
-        raise ImageError(f"cannot read {path}: {exc}") from exc
+    except OSError as exc:  # a folder, no permission, an I/O error
+        raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from None
     if data.size == 0:
         raise ImageError(f"empty file: {path}")
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:  # e.g. dimensions over OpenCV's pixel limit
+        raise ImageError(f"not a decodable image: {path} ({exc.err})") from None
     if decoded is None:
         raise ImageError(f"not a decodable image: {path}")
-    if decoded.ndim == 3 and decoded.shape[2] == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    elif decoded.ndim == 3 and decoded.shape[2] == 4:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
-    return to_rgb_uint8(decoded)
+    return to_rgb_uint8(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))

@@ -4,18 +4,23 @@ A file is looked for, in order: an explicit path; the weights directory (argumen
 ``FACEBENCH_WEIGHTS``, default ``checkpoints/``), both as ``<dir>/<subdir>/<file>`` and
 ``<dir>/<file>``; then it is downloaded from its official URL into the weights directory with its
 sha256 checked. Offline, a missing file is a :class:`WeightsError` that names the file and where to
-put it.
+put it. A file whose sha256 differs from the manifest is refused, except inside
+:func:`unverified_weights` (the CLI's ``--allow-unverified-weights``), which records what it let through.
 """
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
-import tempfile
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_path
 from .errors import ChecksumError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -108,8 +113,26 @@ def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_WEIGHTS_DIR
 
 
+#: the files used unverified in the current :func:`unverified_weights` block; None outside one
+_UNVERIFIED: ContextVar[list[Path] | None] = ContextVar("facebench_unverified_weights", default=None)
+
+
+@contextmanager
+def unverified_weights(allow: bool = True) -> Iterator[list[Path]]:
+    """Within the block (when ``allow``), a weights file whose sha256 differs from the manifest
+    is used with a warning instead of refused. Yields the list of the files so used, for the
+    report: a number obtained with another file than the manifest's must say so."""
+    used: list[Path] = []
+    token = _UNVERIFIED.set(used if allow else None)
+    try:
+        yield used
+    finally:
+        _UNVERIFIED.reset(token)
+
+
 def verify(path: Path, expected_sha256: str, allow_unverified: bool = False) -> None:
-    """Raise :class:`ChecksumError` unless ``path`` has the expected sha256."""
+    """Raise :class:`ChecksumError` unless ``path`` has the expected sha256 (or unverified files
+    are allowed, by the argument or an enclosing :func:`unverified_weights`)."""
     actual = sha256_file(path)
     if actual == expected_sha256:
         return
@@ -117,35 +140,39 @@ def verify(path: Path, expected_sha256: str, allow_unverified: bool = False) -> 
         f"{path} has sha256 {actual}, but the manifest expects {expected_sha256}. "
         "The file is corrupt, truncated or a different model: delete it and fetch it again"
     )
-    if allow_unverified:
-        log.warning("%s (used anyway: allow_unverified=True)", message)
+    used = _UNVERIFIED.get()
+    if allow_unverified or used is not None:
+        log.warning("%s (used anyway: unverified weights allowed)", message)
+        if used is not None:
+            used.append(path)
         return
-    raise ChecksumError(message + ", or pass allow_unverified=True to use it anyway.")
+    raise ChecksumError(message + ", or allow unverified weights (--allow-unverified-weights, "
+                        "or unverified_weights() in Python) to use it anyway.")
 
 
 def download(url: str, dest: Path, expected: str | None, algorithm: str = "sha256",
              timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` through a temporary file in the same directory, checking the
     ``algorithm`` digest before the file is moved into place, so that a failed, interrupted or
-    wrong download leaves nothing behind."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.new(algorithm)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while block := response.read(1 << 20):
+    wrong download leaves nothing behind. A process killed outright (SIGKILL) cannot clean up:
+    its hidden ``.part`` file, never taken for the weights, is removed by the next download."""
+    for leftover in dest.parent.glob(f".{dest.name}.*.part"):
+        leftover.unlink(missing_ok=True)
+    with atomic_path(dest, suffix=".part") as tmp:
+        digest, received = hashlib.new(algorithm), 0
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            announced = response.length  # Content-Length, None when the server sends none
+            while block := response.read1(1 << 20):  # what has arrived, so that the .part file grows
                 digest.update(block)
                 out.write(block)
+                received += len(block)
+        if announced is not None and received != announced:  # http.client ends a cut-off body quietly
+            raise ConnectionError(f"the connection closed after {received} of {announced} bytes of {url}")
         if expected and digest.hexdigest() != expected:
             raise ChecksumError(
                 f"download of {url} has {algorithm} {digest.hexdigest()}, expected {expected}; "
                 "nothing was saved"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 
@@ -183,7 +210,7 @@ def resolve_weights(
         log.info("downloading %s from %s", spec.filename, spec.url)
         try:
             return download(spec.url, target, spec.sha256)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # HTTPException: e.g. the connection dropped
             raise WeightsError(_missing_message(spec, root, f"download failed ({exc})")) from exc
     raise WeightsError(_missing_message(spec, root, "no download URL" if not spec.url else "download disabled"))
 

@@ -59,3 +59,16 @@ def test_run_without_data_stops_with_hint(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("FACEBENCH_LFW", raising=False)
     assert main(["--lfw-dir", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "fetch-lfw" in capsys.readouterr().err
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path, capsys):
+    """Nothing listens on the port: exit 2 with the URL and what to do, no traceback."""
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago, now closed again
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = main(["fetch-lfw", "--data-dir", str(tmp_path / "lfw"), "--base-url", f"http://127.0.0.1:{port}/lfw"])
+    err = capsys.readouterr().err
+    assert code == 2 and "could not download" in err and f"127.0.0.1:{port}" in err and "Traceback" not in err
+    assert not any((tmp_path / "lfw").iterdir())

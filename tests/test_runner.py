@@ -7,7 +7,8 @@ from benchmark.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
 from benchmark.cli import main
 from benchmark.evaluate import pair_scores, summarize
 from benchmark.lfw import read_pairs, subset_pairs
-from benchmark.runner import detector_cropper, process_images
+from benchmark.pipeline import process_images
+from benchmark.runner import detector_cropper
 from face_alignment import create_detector
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 

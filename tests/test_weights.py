@@ -1,14 +1,25 @@
-"""Weights resolution, checksums and download, against a real HTTP server on 127.0.0.1."""
+"""Weights resolution, checksums and download (against a real HTTP server on 127.0.0.1), the
+unverified-weights opt-in, interrupted downloads, and checkpoints that would run code."""
+import ast
+import csv
 import functools
 import http.server
+import os
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
+from benchmark.cli import main
 from face_alignment.errors import ChecksumError, WeightsError
-from face_alignment.weights import MANIFEST, WeightSpec, resolve_weights, sha256_file
-from tests.conftest import WEIGHTS_DIR
+from face_alignment.weights import MANIFEST, WeightSpec, resolve_weights, sha256_file, unverified_weights
+from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR
 
 
 @pytest.fixture
@@ -78,3 +89,210 @@ def test_offline_error_names_file_and_place(http_root, tmp_path):
         resolve_weights("yunet", directory=tmp_path, spec=_spec(f"{base}/missing.onnx"))
     with pytest.raises(WeightsError, match="retinaface"):
         resolve_weights("retinaface_mnet", directory=tmp_path)  # no official direct URL
+
+
+# --- a wrong file is refused unless unverified weights are allowed, and then it is reported ---
+
+def test_unverified_weights_are_allowed_only_inside_the_block_and_recorded(tmp_path):
+    (tmp_path / "yunet").mkdir()
+    wrong = tmp_path / "yunet/face_detection_yunet_2023mar.onnx"
+    shutil.copy(WEIGHTS_DIR / "landmarks/pfld.onnx", wrong)  # a real model, but not the manifest's yunet file
+    with unverified_weights() as used:
+        assert resolve_weights("yunet", directory=tmp_path) == wrong
+    assert used == [wrong]
+    with unverified_weights(allow=False), pytest.raises(ChecksumError, match="--allow-unverified-weights"):
+        resolve_weights("yunet", directory=tmp_path)
+    with pytest.raises(ChecksumError, match=f"expects {MANIFEST['yunet'].sha256}"):
+        resolve_weights("yunet", directory=tmp_path)  # the block is over: refused again
+
+
+def _weights_dir(tmp_path: Path, **replacements: Path) -> Path:
+    """A weights folder of links to the shared files, with ``replacements`` (manifest name ->
+    file) put under those names instead."""
+    root = tmp_path / "weights"
+    for spec in MANIFEST.values():
+        (root / spec.subdir).mkdir(parents=True, exist_ok=True)
+        source = replacements.get(spec.name, WEIGHTS_DIR / spec.relpath)
+        (root / spec.relpath).symlink_to(source.resolve())
+    return root
+
+
+def test_cli_refuses_a_wrong_file_and_reports_an_allowed_one(tmp_path, capfd):
+    # EdgeFace-XXS under EdgeFace-XS's name: a working model, but not the file the manifest names
+    weights = _weights_dir(tmp_path, edgeface_xs_q=WEIGHTS_DIR / "edgeface/edgeface_xxs_q.pt")
+    args = ["--methods", "yunet", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(weights), "--max-pairs", "40",
+            "--device", "cpu", "--quiet", "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capfd.readouterr().err
+    assert "edgeface_xs_q.pt has sha256 46be7cc7" in err and "--allow-unverified-weights" in err
+    assert "Traceback" not in err and not (tmp_path / "out" / "report.csv").exists()
+
+    assert main([*args, "--allow-unverified-weights"]) == 0
+    with open(tmp_path / "out" / "report.csv", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["unverified_weights"] == str(weights / "edgeface/edgeface_xs_q.pt")
+    assert row["embedder_sha256"] == MANIFEST["edgeface_xxs_q"].sha256 and row["error"] == ""
+
+
+# --- an interrupted download leaves no partial file ---
+
+@pytest.fixture
+def half_server(tmp_path):
+    """A server that announces the whole yunet file, sends half of it, then stalls until the
+    test ends (``drop=True`` in the URL's query: closes the connection instead)."""
+    data = (WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx").read_bytes()
+    release = threading.Event()
+
+    class Half(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server interface)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            if "drop" not in self.path:
+                release.wait(60)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Half)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/face_detection_yunet_2023mar.onnx"
+    release.set()
+    server.shutdown()
+
+
+def test_dropped_connection_leaves_nothing(half_server, tmp_path):
+    dest = tmp_path / "weights"
+    with pytest.raises(WeightsError, match="download failed"):  # not a traceback: http.client's IncompleteRead
+        resolve_weights("yunet", directory=dest, spec=_spec(f"{half_server}?drop"))
+    assert [p for p in dest.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=lambda sig: sig.name)
+def test_killed_download_leaves_no_partial_weights(half_server, http_root, tmp_path, sig):
+    dest = tmp_path / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
+    code = (f"from pathlib import Path; from face_alignment.weights import download; "
+            f"download({half_server!r}, Path({str(dest)!r}), {MANIFEST['yunet'].sha256!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not any(p.stat().st_size for p in dest.parent.glob(".*.part")):  # half the file is arriving
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.wait(30)
+    assert not dest.exists()
+    partial = list(dest.parent.glob(".*.part"))
+    # Ctrl-C cleans up; a process killed outright cannot, and leaves its hidden .part file ...
+    assert len(partial) == (1 if sig == signal.SIGKILL else 0)
+    root, base = http_root
+    shutil.copy(WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx", root)
+    path = resolve_weights("yunet", directory=dest.parent.parent, spec=_spec(f"{base}/{dest.name}"))
+    assert path == dest and sha256_file(dest) == MANIFEST["yunet"].sha256
+    assert list(dest.parent.iterdir()) == [dest]  # ... which the next download removes
+
+
+# --- weights never run code ---
+
+PACKAGES = ("face_alignment", "backbones", "benchmark")
+
+
+def _dotted(node: ast.AST) -> str:
+    """``torch.jit.load`` for the function of a call written so; ``""`` for other forms."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        owner = _dotted(node.value)
+        return f"{owner}.{node.attr}" if owner else ""
+    return ""
+
+
+def test_every_torch_load_in_the_code_is_weights_only():
+    """Every ``torch.load`` call passes ``weights_only=True``; nothing unpickles otherwise."""
+    calls = []
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Call):
+                    continue
+                name, where = _dotted(node.func), f"{path.relative_to(REPO)}:{node.lineno}"
+                keywords = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+                assert name not in ("pickle.load", "pickle.loads", "torch.jit.load"), where
+                if name in ("np.load", "numpy.load"):
+                    assert keywords.get("allow_pickle") is not True, where
+                if name == "torch.load":
+                    assert keywords.get("weights_only") is True, where
+                    calls.append(where)
+    assert len(calls) >= 2, calls  # EdgeFace's and RetinaFace's loaders at least
+
+
+def test_every_shipped_checkpoint_loads_weights_only():
+    """The shared .pt/.pth files and the MTCNN files in the facenet-pytorch wheel (which it reads
+    with torch.load's default, weights_only=True since torch 2.6)."""
+    import facenet_pytorch
+    import torch
+
+    files = sorted(WEIGHTS_DIR.rglob("*.pt")) + sorted(WEIGHTS_DIR.rglob("*.pth"))
+    files += sorted((Path(facenet_pytorch.__file__).parent / "data").glob("*.pt"))
+    assert len(files) == 6  # edgeface_xs_q, edgeface_xxs_q, mobilenet0.25_Final, pnet, rnet, onet
+    for path in files:
+        assert isinstance(torch.load(path, map_location="cpu", weights_only=True), dict), path
+
+
+class _RunsCode:
+    """Unpickled, creates ``marker``: what a malicious checkpoint would do with worse commands."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+@pytest.fixture
+def evil_checkpoint(tmp_path):
+    """Writes a checkpoint holding a code-running object under ``relpath``; returns its marker."""
+    import torch
+
+    def write(path: Path) -> Path:
+        marker = tmp_path / f"ran-{path.stem}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model.stem.0.weight": _RunsCode(marker)}, path)
+        return marker
+
+    return write
+
+
+def test_the_code_running_pickle_is_real(evil_checkpoint, tmp_path):
+    """The control: read the unsafe way, the file does run its command."""
+    import torch
+
+    marker = evil_checkpoint(tmp_path / "control.pt")
+    torch.load(tmp_path / "control.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_checkpoint_that_would_run_code_is_refused(evil_checkpoint, tmp_path):
+    from backbones import Embedder
+    from face_alignment import create_detector
+
+    root = tmp_path / "weights"
+    markers = [evil_checkpoint(root / MANIFEST[name].relpath) for name in ("edgeface_xs_q", "retinaface_mnet")]
+    with unverified_weights():  # the checksum gate would refuse them first: let them through to the loader
+        with pytest.raises(WeightsError, match="not a loadable weights-only PyTorch checkpoint"):
+            Embedder.from_weights(weights_dir=root, device="cpu")
+        with pytest.raises(WeightsError, match="not a loadable RetinaFace checkpoint"):
+            create_detector("retinaface", device="cpu", weights_dir=root)
+    assert not any(m.exists() for m in markers)
+
+
+def test_cli_refuses_code_running_weights(evil_checkpoint, tmp_path, capfd):
+    weights = _weights_dir(tmp_path)
+    (weights / MANIFEST["edgeface_xs_q"].relpath).unlink()
+    marker = evil_checkpoint(weights / MANIFEST["edgeface_xs_q"].relpath)
+    code = main(["--methods", "yunet", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(weights), "--max-pairs", "40",
+                 "--device", "cpu", "--quiet", "--allow-unverified-weights", "--out", str(tmp_path / "out")])
+    err = capfd.readouterr().err
+    assert code == 2 and "not a loadable weights-only PyTorch checkpoint" in err and "Traceback" not in err, err
+    assert not marker.exists()

@@ -1,0 +1,166 @@
+"""Embedders on the exported ONNX model: ONNX Runtime (:class:`OnnxEmbedder`) and OpenVINO
+(:class:`OpenVinoEmbedder`), with the interface of :class:`~backbones.embedder.Embedder`.
+
+ONNX Runtime asks for TensorRT (opt-in), then CUDA, then the CPU (:mod:`face_alignment.runtime`)
+and logs what it got; ``fp16`` runs a half-precision copy of the model on CUDA (TensorRT builds
+its own fp16 engine). On the CPU the session settings are :class:`OrtSettings`; the defaults are
+the fastest measured on a 2-core AVX-512 machine by ``python -m benchmark speed``. OpenVINO reads
+the same ONNX file and runs on the CPU; it is told the precision explicitly, because on CPUs
+with bf16 instructions its default is bf16, not fp32.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from face_alignment.errors import FaceBenchError, MissingDependencyError
+from face_alignment.runtime import onnx_providers, resolve_device
+
+from .embedder import BaseEmbedder, preprocess
+from .onnx_export import INPUT_NAME, default_cache_dir, onnx_model_path
+
+log = logging.getLogger(__name__)
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+
+
+@dataclass(frozen=True)
+class OrtSettings:
+    """ONNX Runtime session settings for the CPU.
+
+    ``intra_threads`` defaults to half the cores: the pipelined runner embeds two batches at once
+    beside the detector thread, and on a busy 2-core machine one thread per run was also the
+    fastest alone (``facebench speed``: 296 against 276 images/s for two). ``spinning=False``
+    stops idle intra-op threads from busy-waiting: a thread that spins takes a core from the
+    detector running beside it.
+    """
+
+    optimization: str = "all"  # one of _LEVELS
+    intra_threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))  # 0: one per core
+    inter_threads: int = 0
+    parallel: bool = False  # ORT_PARALLEL execution mode (branches of the graph at once)
+    mem_arena: bool = True
+    mem_pattern: bool = True
+    spinning: bool = False
+
+    def session_options(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[self.optimization])
+        options.log_severity_level = 3
+        options.intra_op_num_threads = self.intra_threads
+        options.inter_op_num_threads = self.inter_threads
+        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL if self.parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+        options.enable_cpu_mem_arena = self.mem_arena
+        options.enable_mem_pattern = self.mem_pattern
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spinning else "0")
+        return options
+
+
+class OnnxEmbedder(BaseEmbedder):
+    """Runs an EdgeFace ONNX model (any of its precisions) with ONNX Runtime.
+
+    ``device`` is where it actually runs: ``cuda`` only when the CUDA or TensorRT provider was
+    granted (the ``onnxruntime`` CPU wheel has neither: install ``onnxruntime-gpu`` for them).
+    """
+
+    backend = "onnx"
+
+    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 64, name: str = "edgeface",
+                 weights_path: Path | None = None, precision: str = "fp32", tensorrt: bool = False,
+                 settings: OrtSettings = OrtSettings(), trt_cache_dir: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        wanted = onnx_providers(device, tensorrt)
+        providers = [("TensorrtExecutionProvider", _tensorrt_options(precision, trt_cache_dir))
+                     if p == "TensorrtExecutionProvider" else p for p in wanted]
+        self.session = ort.InferenceSession(str(model_path), sess_options=settings.session_options(),
+                                            providers=providers)
+        granted = self.session.get_providers()
+        log.info("onnxruntime embedder %s (%s): providers %s", Path(model_path).name, precision, granted)
+        on_gpu = granted[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+        if precision == "fp16" and not on_gpu:
+            log.warning("onnxruntime runs the fp16 model on %s: fp16 is meant for CUDA (the CPU build of "
+                        "onnxruntime has no CUDA provider: install onnxruntime-gpu)", granted)
+        super().__init__(resolve_device(device) if on_gpu else "cpu", batch_size, name, weights_path, precision)
+        self.model_path = Path(model_path)
+        self.providers = granted
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {INPUT_NAME: preprocess(crops)})[0]
+
+
+def _tensorrt_options(precision: str, cache_dir) -> dict:
+    """TensorRT engines are built on the first batch of each shape: cache them on disk. An INT8
+    model carries its scales (QDQ), which TensorRT uses as they are: no calibration table."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir() / "tensorrt"
+    return {"trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache)}
+
+
+#: OpenVINO inference precision per requested precision. fp16 is OpenVINO's half precision:
+#: f16 where the CPU has it, else what the plugin picks (bf16 on AVX-512-BF16 CPUs)
+_OV_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
+
+
+class OpenVinoEmbedder(BaseEmbedder):
+    """Runs an EdgeFace ONNX model with OpenVINO on the CPU (an INT8 QDQ model runs its
+    quantized layers in int8, the rest at f32)."""
+
+    backend = "openvino"
+
+    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 64, name: str = "edgeface",
+                 weights_path: Path | None = None, precision: str = "fp32", hint: str = "LATENCY",
+                 threads: int = 0) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise MissingDependencyError("--embedder openvino needs OpenVINO: pip install openvino") from exc
+        if device not in ("auto", "cpu"):
+            raise FaceBenchError(f"the openvino embedder runs on the CPU, not {device!r}: use --embedder onnx "
+                                 "or torch on a GPU")
+        config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": hint}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        compiled = ov.Core().compile_model(str(model_path), "CPU", config)
+        self.inference_precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        log.info("openvino embedder %s (%s): CPU, inference precision %s", Path(model_path).name, precision,
+                 self.inference_precision)
+        super().__init__("cpu", batch_size, name, weights_path, precision)
+        self.model_path = Path(model_path)
+        self._compiled = compiled
+        self._requests = threading.local()  # an infer request is not thread-safe: one per thread
+
+    def _forward(self, crops: np.ndarray) -> np.ndarray:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self._compiled.create_infer_request()
+        return request.infer({0: preprocess(crops)})[0].copy()
+
+
+def runtime_embedder(backend: str, precision: str, weights: Path, label: str, device: str = "auto",
+                     batch_size: int = 64, calibration=None, cache_dir=None, tensorrt: bool = False) -> BaseEmbedder:
+    """The ``onnx`` or ``openvino`` embedder of checkpoint ``weights`` at ``precision``: its
+    ONNX export, the fp16 copy (onnx on CUDA) or the static INT8 model (needs ``calibration``)."""
+    from . import quantize
+
+    if backend == "onnx" and precision == "fp16" and not resolve_device(device).startswith("cuda"):
+        raise FaceBenchError("onnx fp16 needs a CUDA device (--device cuda); on the CPU use fp32 or int8")
+    model = onnx_model_path(weights, cache_dir)
+    if precision == "int8":
+        if calibration is None:
+            raise FaceBenchError("int8 needs calibration crops (backbones.quantize.Calibration)")
+        model = quantize.static_int8_model(model, calibration)
+    elif precision == "fp16" and backend == "onnx":
+        model = quantize.fp16_model(model)
+    if backend == "onnx":
+        return OnnxEmbedder(model, device, batch_size, label, weights, precision, tensorrt)
+    return OpenVinoEmbedder(model, device, batch_size, label, weights, precision)

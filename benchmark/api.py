@@ -1,0 +1,61 @@
+"""The notebook API: run the benchmark, read a run back, draw its charts, compare runs.
+
+>>> import benchmark
+>>> report = benchmark.run_lfw(["yunet"], lfw_dir="../shared/data/lfw", weights_dir="../shared/weights",
+...                            out="results/nb", max_pairs=600)          # doctest: +SKIP
+>>> run = benchmark.load_run("results/nb")                               # doctest: +SKIP
+>>> benchmark.plot_roc(run)                                              # doctest: +SKIP
+
+The command line calls the same functions (``facebench``, ``facebench plot``, ``facebench compare``).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import fields
+
+import pandas as pd
+
+from face_alignment.errors import FaceBenchError
+
+from .compare import compare_runs
+from .plots import plot_gallery, plot_overview, plot_roc
+from .report import Run, load_run
+from .runner import RunConfig, run_benchmark
+
+__all__ = ["Run", "compare_runs", "load_run", "plot_gallery", "plot_overview", "plot_roc", "resolve_methods",
+           "run_lfw"]
+
+
+def resolve_methods(methods: str | Sequence[str], weights_dir: str | os.PathLike | None = None) -> list[str]:
+    """Method names from a list or a comma-separated string; ``"all"`` is every method ready here
+    (its weights and packages present). An unknown name is an error listing the valid ones."""
+    from face_alignment import list_methods, method_names
+
+    if isinstance(methods, str) and methods.strip() == "all":
+        return [status.name for status in list_methods(weights_dir) if status.ready]
+    names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    unknown = [m for m in names if m not in method_names()]
+    if unknown:
+        raise FaceBenchError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(method_names())}")
+    return names
+
+
+def run_lfw(methods: str | Sequence[str] = ("yunet", "mtcnn"), lfw_dir: str | os.PathLike | None = None,
+            weights_dir: str | os.PathLike | None = None, out: str | os.PathLike = "results/lfw",
+            **options) -> pd.DataFrame:
+    """Run the LFW benchmark (as ``facebench`` does) and return its report, one row per method.
+
+    ``options`` are :class:`~benchmark.runner.RunConfig`'s other fields: ``aligned_dir`` (adds the
+    reference row), ``device``, ``flip``, ``max_pairs``, ``batch_size``, ``workers``, ``resume``,
+    ``progress`` (the tqdm bars), ... The run folder ``out`` holds everything else (per-pair
+    scores, per-image logs, charts, summary.md): read it with :func:`load_run`.
+    """
+    known = {f.name for f in fields(RunConfig)} - {"methods", "lfw_dir", "weights_dir", "out"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise FaceBenchError(f"unknown option(s) {', '.join(unknown)}; run_lfw takes {', '.join(sorted(known))}")
+    config = RunConfig(methods=resolve_methods(methods, weights_dir), lfw_dir=lfw_dir, weights_dir=weights_dir,
+                       out=out, **options)
+    run_benchmark(config)
+    return load_run(out).report

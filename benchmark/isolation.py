@@ -1,0 +1,170 @@
+"""Run one benchmark method in a child process, so that a backend that crashes the process
+(a segfault or an abort in native code, a call to ``os._exit``) ends that method only.
+
+The child is started with ``spawn`` (a fresh interpreter: no state inherited from the parent,
+no fork of a process that holds threads or a CUDA context). It sends the parent its log records,
+its progress (images done in the method's cache) and finally its result, over a pipe. A child
+that dies without a result is described from the last progress it sent: "crashed (SIGSEGV)
+after 256/312 images; rerun to resume" (finished chunks are in the cache, so a rerun resumes).
+
+Interrupting the parent (Ctrl-C, SIGTERM) stops the child the same way before the interrupt
+goes on; a child whose parent is killed outright (SIGKILL) notices and stops by itself.
+"""
+from __future__ import annotations
+
+import _thread
+import atexit
+import logging
+import logging.handlers
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: exit status of a child stopped by an interrupt (as a shell reports death by SIGINT)
+INTERRUPTED = 130
+#: seconds a child whose parent died, or that was asked to stop, has to finish cleanly
+GRACE_SECONDS = 10.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ChildOutcome:
+    """What a child process left: its result, or why there is none."""
+
+    result: object = None
+    error: str = ""
+
+
+class _Channel:
+    """The child's end of the pipe, shared by the logging handler and the progress callback."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self._conn, self._lock = conn, threading.Lock()
+
+    def send(self, message: tuple) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+    def put_nowait(self, record: logging.LogRecord) -> None:  # the queue interface of QueueHandler
+        self.send(("log", record))
+
+
+def run_in_child(target: Callable[..., object], args: tuple, name: str,
+                 on_progress: Progress | None = None) -> ChildOutcome:
+    """Call ``target(*args, progress=...)`` in a spawned child and return what it returned.
+
+    ``progress(done, total)`` is how ``target`` reports the images its cache holds; each report
+    is passed on to ``on_progress`` here. ``target`` and ``args`` must be picklable (a
+    module-level function, plain data).
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(sender, target, args, logging.getLogger().getEffectiveLevel()),
+                            name=f"facebench-{name}")
+    child.start()
+    sender.close()  # the child holds the only writing end: the pipe ends when it does
+    outcome, progress = ChildOutcome(), None
+    try:
+        for message in _messages(receiver, child):
+            kind, payload = message
+            if kind == "log":
+                logging.getLogger(payload.name).handle(payload)
+            elif kind == "progress":
+                progress = payload
+                if on_progress is not None:
+                    on_progress(*payload)
+            elif kind == "result":
+                outcome.result = payload
+        child.join()
+    except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM through the CLI): stop the child first
+        _stop(child)
+        raise
+    finally:
+        receiver.close()
+    if outcome.result is None:
+        outcome.error = _describe_death(child.exitcode, progress)
+    return outcome
+
+
+def _messages(receiver: multiprocessing.connection.Connection, child):
+    """The child's messages until it has ended and the pipe is drained."""
+    while True:
+        multiprocessing.connection.wait([receiver, child.sentinel])
+        while receiver.poll():
+            try:
+                yield receiver.recv()
+            except EOFError:
+                return
+        if not child.is_alive() and not receiver.poll():
+            return
+
+
+def _stop(child) -> None:
+    """Ask the child to stop (SIGTERM: it saves nothing half-written), then insist."""
+    if child.is_alive():
+        child.terminate()
+        child.join(GRACE_SECONDS)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _describe_death(exitcode: int | None, progress: tuple[int, int] | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        how = f"crashed ({signal.Signals(-exitcode).name})"
+    elif exitcode == INTERRUPTED:
+        how = "was interrupted"
+    else:
+        how = f"exited with status {exitcode} without a result"
+    if progress is None:
+        return f"{how} while starting (loading the detector or the embedder)"
+    done, total = progress
+    return f"{how} after {done}/{total} images; rerun to resume"
+
+
+def _child_main(sender, target: Callable[..., object], args: tuple, log_level: int) -> None:
+    """The child: forward logging, stop with the parent, run ``target``, send its result."""
+    channel = _Channel(sender)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(channel)]
+    root.setLevel(log_level)
+    signal.signal(signal.SIGTERM, _interrupt)
+    _stop_with_parent()
+    try:
+        result = target(*args, progress=lambda done, total: channel.send(("progress", (done, total))))
+        channel.send(("result", result))
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED)
+    # everything is written and sent: end as a forked multiprocessing child does, running the
+    # exit handlers (they release semaphores) but skipping the interpreter's teardown, which
+    # takes seconds once torch is loaded
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _stop_with_parent() -> None:
+    """A thread that interrupts the child when its parent dies, and ends it if that does not
+    stop it within :data:`GRACE_SECONDS` (the main thread may be stuck in native code)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        _thread.interrupt_main()
+        threading.Event().wait(GRACE_SECONDS)
+        os._exit(INTERRUPTED)
+
+    threading.Thread(target=watch, name="facebench-parent-watch", daemon=True).start()

@@ -1,0 +1,133 @@
+"""What a person reads beside ``report.csv``: ``summary.md`` (every metric in one table, and the
+run's metadata) and the charts. Written at the end of a run (:func:`write_run_outputs`) and
+redrawn from a finished run folder (:func:`redraw_run`, ``facebench plot``)."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .plots import save_charts
+from .report import Run, load_run, pairs_sha256, write_run_info, write_text
+
+if TYPE_CHECKING:
+    from .lfw import PairList
+    from .runner import RunConfig
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.md"
+#: pairs in LFW View 2 (pairs.txt): fewer means a --max-pairs subset or another pairs list
+VIEW2_PAIRS = 6000
+
+
+def _pct(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:.2%}"
+
+
+def _num(digits: int) -> Callable[[float], str]:
+    return lambda value: "" if pd.isna(value) else f"{value:,.{digits}f}"
+
+
+#: (report column, table header, format) of the results table, in order
+TABLE = [
+    ("accuracy", "accuracy", _pct), ("accuracy_std", "± std", _pct),
+    ("accuracy_found", "accuracy, both found", _pct), ("success_rate", "success rate", _pct),
+    ("roc_auc", "ROC AUC", _num(4)), ("eer", "EER", _pct), ("tar_far_1e-3", "TAR@FAR 0.1%", _pct),
+    ("tar_far_1e-2", "TAR@FAR 1%", _pct), ("threshold", "threshold", _num(2)),
+    ("detect_ms_median", "ms/img median", _num(2)), ("detect_ms_p95", "ms/img p95", _num(2)),
+    ("embed_img_per_s", "embed img/s", _num(0)), ("wall_s", "wall s", _num(1)),
+    ("peak_rss_mb", "peak RSS MB", _num(0)), ("peak_gpu_mb", "peak GPU MB", _num(0)),
+    ("n_failed_images", "images not found", lambda v: "" if pd.isna(v) else str(int(v))),
+]
+
+
+def _metadata(run: Run) -> list[tuple[str, str]]:
+    rows = run.report
+    first = rows[rows["error"] == ""].iloc[0] if (rows["error"] == "").any() else rows.iloc[0]
+    info = run.info
+    pairs = f"{first['n_pairs']} pairs over {first['n_images']} images"
+    if info.get("pairs_file"):
+        pairs += f", from `{info['pairs_file']}`"
+    items = [("pairs", pairs)]
+    if info.get("max_pairs") or first["n_pairs"] != VIEW2_PAIRS:
+        items.append(("**subset**", "not LFW View 2's 6,000 pairs: the numbers are not comparable with published "
+                                    "LFW figures"))
+    items += [
+        ("protocol", "10-fold LFW verification, insightface threshold rule (squared L2, thresholds 0..4 by 0.01, "
+                     f"each fold scored at the other nine's best); flip TTA {'on' if first['flip'] else 'off'}"),
+        ("embedder", f"{first['embedder']} (sha256 {first['embedder_sha256'][:12]}) on {first['device']}"),
+    ]
+    if info.get("image_root"):
+        items.append(("images", f"`{info['image_root']}`"))
+    if info.get("aligned_dir"):
+        items.append(("reference crops", f"`{info['aligned_dir']}`"))
+    items += [("code", f"git {first['git_commit']}"), ("started", f"{first['started_at']} (UTC)"),
+              ("libraries", first["versions"].replace(";", ", "))]
+    unverified = sorted({f for cell in rows.get("unverified_weights", []) for f in cell.split(";") if f})
+    if unverified:
+        items.append(("**unverified weights**", "sha256 not the manifest's (--allow-unverified-weights): "
+                                                + ", ".join(f"`{f}`" for f in unverified)))
+    return items
+
+
+def summary_markdown(run: Run, charts: Sequence[Path] = ()) -> str:
+    """The Markdown text of ``summary.md`` for ``run``; ``charts`` are linked by file name."""
+    lines = [f"# facebench LFW run `{run.path.name}`", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in _metadata(run)]
+    ok = run.report[run.report["error"] == ""].sort_values("accuracy", ascending=False, kind="stable")
+    lines += ["", "## Results, best accuracy first", "",
+              "| method | " + " | ".join(header for _, header, _ in TABLE) + " |",
+              "|---|" + "---:|" * len(TABLE)]
+    for _, row in ok.iterrows():
+        lines.append(f"| {row['method']} | " + " | ".join(fmt(row[col]) for col, _, fmt in TABLE) + " |")
+    models = [(row["method"], row["detector_model"]) for _, row in ok.iterrows() if row.get("detector_model")]
+    if models:
+        lines += ["", "Detector models: " + "; ".join(f"{method}: `{model}`" for method, model in models) + "."]
+    failed = run.report[run.report["error"] != ""]
+    if not failed.empty:
+        lines += ["", "## Methods that failed", ""]
+        lines += [f"- `{row['method']}`: {row['error']}" for _, row in failed.iterrows()]
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts]
+    lines += ["", "Columns are explained in the README (section *Outputs*); `report.csv` has the full-precision "
+                  "values, `scores/` the per-pair distances that `facebench compare` tests.", ""]
+    return "\n".join(lines)
+
+
+def write_summary(run: Run, charts: Sequence[Path] = ()) -> Path:
+    path = run.path / SUMMARY_FILE
+    write_text(path, summary_markdown(run, charts))
+    return path
+
+
+def redraw_run(path: str | os.PathLike, image_root: str | os.PathLike | None = None,
+               aligned_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Draw the charts and write ``summary.md`` of the run folder ``path``; returns the files."""
+    run = load_run(path)
+    charts = save_charts(run, image_root=image_root, aligned_dir=aligned_dir)
+    written = [*charts, write_summary(run, charts)]
+    log.info("charts and summary written: %s", ", ".join(str(p) for p in written))
+    return written
+
+
+def write_run_outputs(config: RunConfig, pairs: PairList, image_root: Path) -> list[Path]:
+    """End of a run: ``run.json`` (where the images were, the pairs' fingerprint), then the
+    charts and ``summary.md``. The report is already on disk, so a failure here is logged, not
+    raised: it must not cost a finished run."""
+    out = Path(config.out)
+    info = {
+        "image_root": str(Path(image_root).resolve()),
+        "aligned_dir": str(Path(config.aligned_dir).resolve()) if config.aligned_dir else None,
+        "pairs_file": str(Path(pairs.source).resolve()), "pairs_sha256": pairs_sha256(pairs),
+        "max_pairs": config.max_pairs, "methods": list(config.methods),
+    }
+    try:
+        return [write_run_info(out, info), *redraw_run(out)]
+    except Exception:  # a chart bug must not turn a finished run into a crash
+        log.exception("could not write the charts and summary of %s (redraw with `facebench plot %s`)", out, out)
+        return []

@@ -1,0 +1,93 @@
+"""Process isolation: a detector that segfaults, aborts or raises fails only its own method.
+
+The broken detectors are a real plugin package (tests/crash_plugin) pip-installed into a
+temporary folder and found through the ``face_alignment.detectors`` entry points, in the child
+processes too; the crashes are real (a null-pointer read, ``os.abort()``)."""
+from __future__ import annotations
+
+import csv
+import ctypes
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.isolation import run_in_child
+from face_alignment import registry
+from tests.conftest import LFW_DIR, WEIGHTS_DIR
+
+PLUGIN = Path(__file__).parent / "crash_plugin"
+#: --max-pairs 40: 2 pairs of each kind per fold, 40 pairs over 68 unique images
+SUBSET = ["--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR), "--max-pairs", "40", "--device", "cpu",
+          "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory) -> Path:
+    """tests/crash_plugin pip-installed into a temporary folder (the venv is untouched)."""
+    root = tmp_path_factory.mktemp("crash_plugin")
+    shutil.copytree(PLUGIN, root / "src")  # the build writes egg-info next to the sources
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(root / "site"), str(root / "src")], check=True)
+    return root / "site"
+
+
+@pytest.fixture
+def crash_plugin(plugin_site, monkeypatch):
+    """The plugin on ``sys.path`` (spawned children inherit it) and the registry made to look
+    for plugins again; undone afterwards."""
+    registry.method_names()  # the built-ins registered first, so that undoing the patches keeps them
+    monkeypatch.syspath_prepend(str(plugin_site))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    yield
+    sys.modules.pop("facebench_crash_plugin", None)
+
+
+def _report(out: Path) -> dict[str, dict]:
+    with open(out / "report.csv", newline="") as fh:
+        return {row["method"]: row for row in csv.DictReader(fh)}
+
+
+def test_crashing_detectors_fail_only_their_own_method(crash_plugin, tmp_path, capfd):
+    out = tmp_path / "run"
+    code = main(["--methods", "crash_segv,crash_abort,raise_always,yunet", "--out", str(out), *SUBSET])
+    err = capfd.readouterr().err
+    assert code == 1  # a method failed
+    rows = _report(out)
+    assert list(rows) == ["crash_segv", "crash_abort", "raise_always", "yunet"]
+    assert rows["crash_segv"]["error"] == "crashed (SIGSEGV) after 0/68 images; rerun to resume"
+    assert rows["crash_abort"]["error"] == "crashed (SIGABRT) after 0/68 images; rerun to resume"
+    assert rows["raise_always"]["error"] == ("the detector raised on all 68 images it was given, e.g. "
+                                             "detector error: RuntimeError: backend exploded")
+    for failed in ("crash_segv", "crash_abort", "raise_always"):  # no number that hides a failure
+        assert rows[failed]["accuracy"] == rows[failed]["success_rate"] == "", failed
+        assert not (out / "images" / f"{failed}.csv").exists()
+    yunet = rows["yunet"]  # the method after them finished as it does alone
+    assert yunet["error"] == "" and yunet["n_pairs"] == "40" and float(yunet["success_rate"]) == 1.0
+    assert (out / "images/yunet.csv").is_file() and (out / "scores/yunet.npz").is_file()
+    assert "Traceback" not in err
+    # a crash after saved chunks, and the rerun that resumes: tests/test_resume.py (the child killed)
+
+
+def _segfault_after_progress(progress):
+    progress(5, 10)
+    ctypes.string_at(0)
+
+
+def _exit_quietly(progress):
+    import os
+
+    os._exit(3)
+
+
+def test_death_is_described_from_the_last_progress():
+    assert run_in_child(_segfault_after_progress, (), "unit").error == \
+        "crashed (SIGSEGV) after 5/10 images; rerun to resume"
+    assert run_in_child(_exit_quietly, (), "unit").error == \
+        "exited with status 3 without a result while starting (loading the detector or the embedder)"

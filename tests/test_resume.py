@@ -1,0 +1,182 @@
+"""Interrupted runs resume from the cache; stale or damaged caches are never reused.
+
+The kills are real: the CLI runs in a subprocess (its methods in a child process of their own)
+and gets SIGINT (to its process group, as Ctrl-C in a terminal), SIGTERM and SIGKILL."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from benchmark.cache import PENDING, MethodResults
+from benchmark.cli import main
+from benchmark.isolation import GRACE_SECONDS, INTERRUPTED
+from benchmark.runner import RunConfig, run_benchmark
+from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR
+from tests.shared_runs import METRICS, N_IMAGES, RUN_ARGS, report_row, uninterrupted_run
+
+CHUNK = 256  # images per saved chunk of the runner (process_images' default)
+
+
+class CliRun:
+    """``python -m benchmark`` in a subprocess and session of its own, its stderr collected."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmark", *RUN_ARGS, "--out", str(out)], cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
+        self._reader.start()
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def wait_until(self, condition, what: str, timeout: float = 240.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.proc.poll() is None, f"run ended (status {self.proc.returncode}) before {what}:\n{self.stderr}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def method_process(self) -> psutil.Process:
+        """The child process that runs the method (multiprocessing's spawn)."""
+        (child,) = [p for p in psutil.Process(self.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        return child
+
+    def kill(self, sig: int, target: str = "parent") -> int:
+        """Send ``sig`` to the run (``parent``), its process ``group`` (as Ctrl-C does) or the
+        method's ``child`` process; returns the run's exit status after checking that its child
+        processes ended too (within their grace period) and no traceback was printed."""
+        children = psutil.Process(self.proc.pid).children(recursive=True)
+        if target == "child":
+            self.method_process().send_signal(sig)
+        else:
+            (os.killpg if target == "group" else os.kill)(self.proc.pid, sig)
+        status = self.proc.wait(timeout=120)
+        _, alive = psutil.wait_procs(children, timeout=GRACE_SECONDS + 5)
+        assert not alive, f"child processes outlived the run: {alive}"
+        self._reader.join(10)
+        assert "Traceback" not in self.stderr, self.stderr
+        return status
+
+
+def _cache(out: Path) -> MethodResults | None:
+    files = sorted((out / "cache").glob("yunet-*.npz"))
+    return MethodResults.load(files[0], N_IMAGES) if files else None
+
+
+def _done(out: Path) -> int:
+    cache = _cache(out)
+    return cache.done if cache else 0
+
+
+def test_kill_and_resume_gives_the_uninterrupted_numbers(tmp_path, caplog):
+    out = tmp_path / "interrupted"
+    # Ctrl-C in the middle of the method, once its first chunk is saved
+    run = CliRun(out)
+    run.wait_until(lambda: _done(out) >= CHUNK, "the first chunk is cached")
+    assert run.kill(signal.SIGINT, "group") == INTERRUPTED
+    assert "interrupted; finished work is cached" in run.stderr
+    first = _cache(out)
+    assert first.done == CHUNK  # the chunk in progress is lost, the finished one kept
+    assert not list((out / "cache").glob(".*.tmp"))  # no half-written file left behind
+
+    # then, while resumed runs work: SIGTERM to the run, SIGKILL to the run (its orphaned child
+    # must stop by itself), SIGKILL to the method's child process (a crash, or the OOM killer)
+    for sig, target, status in ((signal.SIGTERM, "parent", INTERRUPTED), (signal.SIGKILL, "parent", -signal.SIGKILL),
+                                (signal.SIGKILL, "child", 1)):
+        run = CliRun(out)
+        run.wait_until(lambda: "yunet: resuming from" in run.stderr, "the run resumes")  # noqa: B023
+        assert f"({CHUNK}/{N_IMAGES} images done)" in run.stderr
+        assert run.kill(sig, target) == status, run.stderr
+        again = _cache(out)  # readable, and nothing finished was lost or redone
+        np.testing.assert_array_equal(again.status, first.status)
+        np.testing.assert_array_equal(again.detect_ms, first.detect_ms)
+        assert not list((out / "cache").glob(".*.tmp"))
+    crashed = f"crashed (SIGKILL) after {CHUNK}/{N_IMAGES} images; rerun to resume"
+    assert crashed in run.stderr and report_row(out)["error"] == crashed  # the run went on and said so
+
+    caplog.set_level(logging.INFO)
+    assert main([*RUN_ARGS, "--out", str(out), "--quiet"]) == 0
+    assert f"({CHUNK}/{N_IMAGES} images done)" in caplog.text
+    final = _cache(out)
+    assert final.done == N_IMAGES
+    kept = first.status != PENDING  # the first run's images were not processed again: same timings
+    np.testing.assert_array_equal(final.detect_ms[kept], first.detect_ms[kept])
+
+    fresh = uninterrupted_run()
+    resumed, uninterrupted = report_row(out), report_row(fresh)
+    assert {m: resumed[m] for m in METRICS} == {m: uninterrupted[m] for m in METRICS}
+    a, b = np.load(out / "scores/yunet.npz"), np.load(fresh / "scores/yunet.npz")
+    np.testing.assert_array_equal(a["distances"], b["distances"])
+
+
+# --- which cache is reused: in-process runs (the same code decides in a child process) ---
+
+def _config(out: Path, **options) -> RunConfig:
+    settings = {"methods": ["yunet"], "lfw_dir": LFW_DIR, "weights_dir": WEIGHTS_DIR, "max_pairs": 40,
+                "device": "cpu", "out": out, "progress": False, "isolate": False, **options}
+    return RunConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def cached_run(tmp_path_factory):
+    """A finished 40-pair run (68 images); its folder is copied by the tests that change it."""
+    out = tmp_path_factory.mktemp("cached")
+    row = run_benchmark(_config(out))[0]
+    return out, row
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("change, reused", [
+    ({}, True),  # the same inputs: resumed, nothing recomputed
+    ({"flip": True}, False),  # an option that changes the embeddings
+    ({"max_pairs": 60}, False),  # another image list
+    ({"resume": False}, False),  # --no-resume
+])
+def test_cache_is_reused_only_for_the_same_inputs(cached_run, tmp_path, caplog, change, reused):
+    src, _ = cached_run
+    out = _copy(src, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (out / "cache").iterdir()}
+    caplog.set_level(logging.INFO)
+    run_benchmark(_config(out, **change))
+    assert ("resuming from" in caplog.text) == reused
+    after = {p.name: p.read_bytes() for p in (out / "cache").iterdir()}
+    if reused:
+        assert "(68/68 images done)" in caplog.text and after == before  # not even rewritten
+    elif change.get("resume", True):
+        assert len(after) == len(before) + 1  # a cache of its own, keyed by what produced it
+        assert all(after[name] == data for name, data in before.items())  # the other left as it was
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_damaged_cache_is_ignored_with_a_warning(cached_run, tmp_path, caplog, damage):
+    src, row = cached_run
+    out = _copy(src, tmp_path / "run")
+    (cache_file,) = (out / "cache").iterdir()
+    data = cache_file.read_bytes()
+    cache_file.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00not a cache" * 100,
+                            "empty": b""}[damage])
+    caplog.set_level(logging.INFO)
+    again = run_benchmark(_config(out))[0]
+    assert "ignoring unreadable cache" in caplog.text and "resuming from" not in caplog.text
+    assert {m: again[m] for m in METRICS} == {m: row[m] for m in METRICS}  # recomputed, same numbers
+    assert MethodResults.load(cache_file, 68).done == 68  # and saved whole again
