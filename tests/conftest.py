@@ -28,6 +28,17 @@ SAMPLE_IMAGES = [
     "Bill_Gates/Bill_Gates_0003.jpg",
 ]
 
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a subprocess that a test interrupts with SIGINT: a shell starts
+    background jobs (a CI script among them) with SIGINT ignored, Python then keeps it ignored,
+    and Ctrl-C would do nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 if not LFW_IMAGES.is_dir() or not WEIGHTS_DIR.is_dir():
     pytest.exit(f"tests need the shared LFW data and weights at {SHARED} (set FACEBENCH_SHARED)", returncode=2)
 

@@ -21,7 +21,7 @@ from benchmark.cache import PENDING, MethodResults
 from benchmark.cli import main
 from benchmark.isolation import GRACE_SECONDS, INTERRUPTED
 from benchmark.runner import RunConfig, run_benchmark
-from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR
+from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
 from tests.shared_runs import METRICS, N_IMAGES, RUN_ARGS, report_row, uninterrupted_run
 
 CHUNK = 256  # images per saved chunk of the runner (process_images' default)
@@ -34,7 +34,7 @@ class CliRun:
         self.out = out
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmark", *RUN_ARGS, "--out", str(out)], cwd=REPO,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=interruptible)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
         self._reader.start()

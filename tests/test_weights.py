@@ -19,7 +19,7 @@ import pytest
 from benchmark.cli import main
 from face_alignment.errors import ChecksumError, WeightsError
 from face_alignment.weights import MANIFEST, WeightSpec, resolve_weights, sha256_file, unverified_weights
-from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR
+from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
 
 
 @pytest.fixture
@@ -175,7 +175,8 @@ def test_killed_download_leaves_no_partial_weights(half_server, http_root, tmp_p
     dest = tmp_path / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
     code = (f"from pathlib import Path; from face_alignment.weights import download; "
             f"download({half_server!r}, Path({str(dest)!r}), {MANIFEST['yunet'].sha256!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 30
     while not any(p.stat().st_size for p in dest.parent.glob(".*.part")):  # half the file is arriving
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
