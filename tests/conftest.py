@@ -69,3 +69,46 @@ def reference_embeddings(embedder) -> dict[str, np.ndarray]:
 
     crops = np.stack([load_image(ALIGNED_DIR / rel) for rel in SAMPLE_IMAGES])
     return dict(zip(SAMPLE_IMAGES, embedder.embed(crops)))
+
+
+def pip_install_plugin(source: Path, root: Path) -> Path:
+    """The plugin package at ``source`` pip-installed into ``root / "site"`` (the venv is
+    untouched; the build writes egg-info next to the sources, so they are copied first)."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(source, root / "src")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(root / "site"), str(root / "src")], check=True)
+    return root / "site"
+
+
+def use_plugins_from(site: Path, monkeypatch) -> None:
+    """Put ``site`` on ``sys.path`` and make the registry look for plugins again; the
+    monkeypatch undoes both (the built-ins are registered first, so the restored registry keeps them)."""
+    import importlib
+
+    from face_alignment import registry
+
+    registry.method_names()
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+
+@pytest.fixture(scope="module")
+def small_pairs():
+    """40 View-2 pairs spread over the 10 folds (68 images)."""
+    from benchmark.lfw import read_pairs, subset_pairs
+
+    return subset_pairs(read_pairs(LFW_DIR / "pairs.txt"), 2)
+
+
+@pytest.fixture(scope="module")
+def yunet():
+    from face_alignment import create_detector
+
+    return create_detector("yunet", device="cpu", weights_dir=WEIGHTS_DIR)
+

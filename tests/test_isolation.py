@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import csv
 import ctypes
-import importlib
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,8 +14,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.isolation import run_in_child
-from face_alignment import registry
-from tests.conftest import LFW_DIR, WEIGHTS_DIR
+from tests.conftest import LFW_DIR, WEIGHTS_DIR, pip_install_plugin, use_plugins_from
 
 PLUGIN = Path(__file__).parent / "crash_plugin"
 #: --max-pairs 40: 2 pairs of each kind per fold, 40 pairs over 68 unique images
@@ -28,23 +24,15 @@ SUBSET = ["--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR), "--max-p
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
-    """tests/crash_plugin pip-installed into a temporary folder (the venv is untouched)."""
-    root = tmp_path_factory.mktemp("crash_plugin")
-    shutil.copytree(PLUGIN, root / "src")  # the build writes egg-info next to the sources
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(root / "site"), str(root / "src")], check=True)
-    return root / "site"
+    """tests/crash_plugin pip-installed into a temporary folder."""
+    return pip_install_plugin(PLUGIN, tmp_path_factory.mktemp("crash_plugin"))
 
 
 @pytest.fixture
 def crash_plugin(plugin_site, monkeypatch):
     """The plugin on ``sys.path`` (spawned children inherit it) and the registry made to look
     for plugins again; undone afterwards."""
-    registry.method_names()  # the built-ins registered first, so that undoing the patches keeps them
-    monkeypatch.syspath_prepend(str(plugin_site))
-    importlib.invalidate_caches()
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    use_plugins_from(plugin_site, monkeypatch)
     yield
     sys.modules.pop("facebench_crash_plugin", None)
 

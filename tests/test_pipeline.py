@@ -11,7 +11,7 @@ from backbones.onnx_embedder import OnnxEmbedder
 from backbones.onnx_export import onnx_model_path
 from benchmark.cache import MethodResults
 from benchmark.evaluate import pair_scores, summarize
-from benchmark.lfw import read_pairs, subset_pairs
+from benchmark.lfw import read_pairs
 from benchmark.pipeline import process_images
 from benchmark.runner import detector_cropper, reference_cropper
 from benchmark.speed import sequential_pass
@@ -20,13 +20,8 @@ from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")
-def pairs():
-    return subset_pairs(read_pairs(LFW_DIR / "pairs.txt"), 2)  # 40 pairs over the 10 folds
-
-
-@pytest.fixture(scope="module")
-def yunet():
-    return create_detector("yunet", device="cpu", weights_dir=WEIGHTS_DIR)
+def pairs(small_pairs):
+    return small_pairs
 
 
 @pytest.fixture(scope="module")

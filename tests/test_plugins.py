@@ -2,9 +2,6 @@
 a temporary folder, found through its ``face_alignment.detectors`` entry point, and run."""
 from __future__ import annotations
 
-import importlib
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,25 +9,16 @@ import pytest
 
 from face_alignment import UnifiedFaceDetector, registry
 from face_alignment.detectors.yunet import YuNetDetector
-from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR
+from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR, pip_install_plugin, use_plugins_from
 
 PLUGIN = Path(__file__).parent / "plugin_pkg"
 
 
 @pytest.fixture
 def installed_plugin(tmp_path, monkeypatch):
-    """The example plugin pip-installed into ``tmp_path`` (the venv is untouched), put on
-    ``sys.path``, with the registry made to look for plugins again; all undone afterwards."""
-    source = tmp_path / "src"
-    shutil.copytree(PLUGIN, source)  # the build writes egg-info next to the sources
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(source)], check=True)
-    registry.method_names()  # built-ins registered first: the copy below must hold them
-    monkeypatch.syspath_prepend(str(target))
-    importlib.invalidate_caches()
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    """The example plugin pip-installed into ``tmp_path`` and found through its entry point;
+    all undone afterwards."""
+    use_plugins_from(pip_install_plugin(PLUGIN, tmp_path), monkeypatch)
     yield
     sys.modules.pop("facebench_plugin_example", None)
 

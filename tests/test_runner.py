@@ -6,21 +6,10 @@ import pytest
 from benchmark.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
 from benchmark.cli import main
 from benchmark.evaluate import pair_scores, summarize
-from benchmark.lfw import read_pairs, subset_pairs
+from benchmark.lfw import read_pairs
 from benchmark.pipeline import process_images
 from benchmark.runner import detector_cropper
-from face_alignment import create_detector
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
-
-
-@pytest.fixture(scope="module")
-def small_pairs():
-    return subset_pairs(read_pairs(LFW_DIR / "pairs.txt"), 2)  # 40 pairs over the 10 folds
-
-
-@pytest.fixture(scope="module")
-def yunet():
-    return create_detector("yunet", device="cpu", weights_dir=WEIGHTS_DIR)
 
 
 def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder, tmp_path):
