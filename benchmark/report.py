@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from face_alignment import LANDMARK_NAMES
+from face_alignment.atomic import atomic_path
 from face_alignment.errors import FaceBenchError
 
 from .evaluate import PairScores
@@ -88,17 +88,9 @@ def write_run_info(out: Path, info: dict) -> Path:
 
 @contextmanager
 def _atomic_write(path: Path, newline: str | None = None) -> Iterator[IO[str]]:
-    """A text file that appears at ``path`` only once complete (a temporary file, then
-    ``os.replace``): a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline=newline) as fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A text file that appears at ``path`` only once complete (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline=newline) as fh:
+        yield fh
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
