@@ -126,7 +126,8 @@ def embedder_label(name: str, path, quantized: bool = False) -> str:
 
 def create_embedder(backend: str = "torch", precision: str = "fp32", name: str = DEFAULT_EMBEDDER, path=None,
                     weights_dir=None, device: str = "auto", batch_size: int = 64, quantized: bool = False,
-                    calibration=None, cache_dir=None, tensorrt: bool = False) -> BaseEmbedder:
+                    calibration=None, cache_dir=None, tensorrt: bool = False,
+                    threads: int | None = None) -> BaseEmbedder:
     """An embedder of ``backend`` (:data:`BACKENDS`) at ``precision`` (:data:`PRECISIONS`).
 
     ``onnx`` and ``openvino`` run the ONNX export of the checkpoint (cached under ``cache_dir``,
@@ -134,6 +135,9 @@ def create_embedder(backend: str = "torch", precision: str = "fp32", name: str =
     INT8 model of :func:`~backbones.quantize.static_int8_model`, which needs ``calibration``
     (a :class:`~backbones.quantize.Calibration`). ``quantized`` is the torch backend's qint8 option;
     ``tensorrt=True`` lets onnxruntime try TensorRT before CUDA (opt-in: it first builds an engine per input shape).
+    ``threads``: the onnx / openvino runtime's threads per call (0: every core; default: half the
+    cores for onnx, made for the pipelined runner's two embedding workers, every core for openvino);
+    PyTorch's threads are process-wide (``torch.set_num_threads``), so the torch backend ignores it.
     """
     if backend not in BACKENDS:
         raise FaceBenchError(f"unknown embedder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -147,4 +151,4 @@ def create_embedder(backend: str = "torch", precision: str = "fp32", name: str =
     from .onnx_embedder import runtime_embedder
 
     return runtime_embedder(backend, precision, resolve_weights(name, path, weights_dir), embedder_label(name, path),
-                            device, batch_size, calibration, cache_dir, tensorrt)
+                            device, batch_size, calibration, cache_dir, tensorrt, threads)

@@ -147,7 +147,8 @@ class OpenVinoEmbedder(BaseEmbedder):
 
 
 def runtime_embedder(backend: str, precision: str, weights: Path, label: str, device: str = "auto",
-                     batch_size: int = 64, calibration=None, cache_dir=None, tensorrt: bool = False) -> BaseEmbedder:
+                     batch_size: int = 64, calibration=None, cache_dir=None, tensorrt: bool = False,
+                     threads: int | None = None) -> BaseEmbedder:
     """The ``onnx`` or ``openvino`` embedder of checkpoint ``weights`` at ``precision``: its
     ONNX export, the fp16 copy (onnx on CUDA) or the static INT8 model (needs ``calibration``)."""
     from . import quantize
@@ -162,5 +163,6 @@ def runtime_embedder(backend: str, precision: str, weights: Path, label: str, de
     elif precision == "fp16" and backend == "onnx":
         model = quantize.fp16_model(model)
     if backend == "onnx":
-        return OnnxEmbedder(model, device, batch_size, label, weights, precision, tensorrt)
-    return OpenVinoEmbedder(model, device, batch_size, label, weights, precision)
+        settings = OrtSettings() if threads is None else OrtSettings(intra_threads=threads)
+        return OnnxEmbedder(model, device, batch_size, label, weights, precision, tensorrt, settings)
+    return OpenVinoEmbedder(model, device, batch_size, label, weights, precision, threads=threads or 0)

@@ -1,5 +1,7 @@
 """The ONNX export of EdgeFace and the ONNX Runtime / OpenVINO embedders against the PyTorch
 embedder, on real aligned LFW crops (the reference crops of ../shared/data/lfw/aligned-112)."""
+import os
+
 import numpy as np
 import onnx
 import pytest
@@ -84,6 +86,23 @@ def test_fp16_copy_keeps_float32_io_and_the_embeddings(model_path, crops64):
     _, max_cos = _parity(OnnxEmbedder(half, "cpu", precision="fp16").embed(crops64),
                          OnnxEmbedder(model_path, "cpu").embed(crops64))
     assert max_cos <= 1e-4, max_cos
+
+
+def test_threads_reach_the_runtimes(cache_dir, crops64):
+    """``threads`` sets the runtime's threads per call (the speed benchmark's sequential loop asks
+    for every core); by default onnx takes half the cores, for the pipelined runner's two workers."""
+    def ort_threads(embedder):
+        return embedder.session.get_session_options().intra_op_num_threads
+
+    kwargs = dict(weights_dir=WEIGHTS_DIR, device="cpu", cache_dir=cache_dir)
+    default, one = create_embedder("onnx", **kwargs), create_embedder("onnx", threads=1, **kwargs)
+    assert ort_threads(default) == max(1, os.cpu_count() // 2) and ort_threads(one) == 1
+    every_core = create_embedder("onnx", threads=0, **kwargs)
+    assert ort_threads(every_core) == 0  # 0: onnxruntime's one per core
+    ov = create_embedder("openvino", threads=1, **kwargs)
+    assert int(ov._compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    mse, _ = _parity(one.embed(crops64), every_core.embed(crops64))
+    assert mse <= 1e-12, mse  # the thread count moves at most the last bits
 
 
 def test_unsupported_combinations_are_clear_errors(cache_dir):

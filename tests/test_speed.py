@@ -14,13 +14,24 @@ def test_quick_speed_run_prints_every_section(tmp_path_factory, capsys):
                  "--device", "cpu", "--cache-dir", str(cache)])
     out = capsys.readouterr().out
     assert code == 0, out
-    # 40 pairs end to end, both passes, and the same accuracy (an image's result does not depend on the pass)
-    assert "40 pairs" in out and "accuracy equal" in out
-    assert re.search(r"pipelined runner +wall +[\d.]+ s +peak RSS +\d+ MB +accuracy 0\.\d{4}", out)
-    assert re.search(r"sequential loop +wall +[\d.]+ s", out)
+    # 40 pairs end to end, both passes per default backend, and the same accuracy (an image's result
+    # does not depend on the pass)
+    assert "40 pairs" in out and out.count("accuracy equal") == 2
+    for backend in ("torch", "onnx"):
+        for name in ("pipelined runner", "sequential loop"):
+            assert re.search(rf"{backend} +{name} +wall +[\d.]+ s +CPU +[\d.]+ s \( *[\d.]+ cores\) +peak RSS +\d+ "
+                             r"MB +accuracy 0\.\d{4}", out), (backend, name)
+        assert re.search(rf"{backend} +pipelined / sequential wall time [\d.]+x; the pipelined work's floor here "
+                         r"[\d.]+ s = [\d.]+x", out), backend
     for stage in ("decode (1 thread)", "align", "detect yunet", "torch fp32", "onnx fp32", "openvino fp32"):
         assert re.search(re.escape(stage) + r" +[\d.]+ +\([\d.]+\.\.[\d.]+\)", out), stage
     assert re.search(r"torch fp32 +[\d.]+ +\([\d.]+\.\.[\d.]+\) +1\.00", out)  # the baseline of the ratios
+
+
+def test_speed_rejects_an_unknown_backend(capsys):
+    code = main(["speed", "--quick", "--embedder", "torch,tensorflow", "--sections", "1", "--lfw-dir", str(LFW_DIR),
+                 "--weights-dir", str(WEIGHTS_DIR)])
+    assert code == 2 and "unknown backend tensorflow" in capsys.readouterr().err
 
 
 def test_speed_help_describes_the_sections(capsys):
