@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.transforms import Bbox
 
@@ -23,7 +24,7 @@ from face_alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, load_image
 from face_alignment.errors import FaceBenchError, ImageError
 
 from .metrics import roc_curve
-from .report import LANDMARK_COLUMNS, Run, load_run
+from .report import LANDMARK_COLUMNS, Run, describe_embedder, load_run
 from .runner import REFERENCE, reference_cropper
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,7 @@ EXTRA_COLORS = ("#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#bd9e39"
 CHART_FILES = {"overview": "overview.png", "roc": "roc.png", "gallery": "gallery.png"}
 DPI = 110
 #: where a point's name may go in the speed panel, in points from the point, in order of preference
-LABEL_OFFSETS = ((6, 3), (6, -14), (-6, 3), (-6, -14), (6, 13), (-6, 13), (6, -24), (-6, -24), (6, 23), (-6, 23),
-                 (6, -34), (-6, -34))
+LABEL_OFFSETS = tuple((dx, dy) for dy in (3, -14, 13, -24, 23, -34, 33, -44) for dx in (6, -6))
 FAILURE_RED = "#b00020"
 STATUS_CAPTIONS = {"no_face_fallback": "no face: centre crop", "unreadable": "unreadable"}
 
@@ -67,7 +67,7 @@ def _title(report: pd.DataFrame) -> str:
     first = report.iloc[0]
     flip = ", flip TTA" if bool(first.get("flip", False)) else ""
     return (f"LFW verification, {int(first['n_pairs'])} pairs over {int(first['n_images'])} images; "
-            f"embedder {first['embedder']} on {first['device']}{flip}")
+            f"embedder {describe_embedder(first)}{flip}")
 
 
 def _bars(ax, rows: pd.DataFrame, column: str, labels: Sequence[str], title: str, xlabel: str,
@@ -118,25 +118,45 @@ def _no_data(ax, title: str, message: str) -> None:
 
 
 def _place_labels(fig: Figure, ax, labels: list) -> None:
-    """Move each point's name to the first offset around it where it stays inside the panel and
-    covers no point and no name placed before it (greedy), so that methods of similar speed and
-    accuracy stay legible."""
+    """Move each point's name to the offset around it that covers the least of the points and
+    names placed before it (greedy; the first free offset in :data:`LABEL_OFFSETS` order wins) and
+    stays inside the panel, so that methods of similar speed and accuracy stay legible."""
     fig.draw_without_rendering()  # lays the figure out: text extents in display pixels
     points = ax.transData.transform(np.array([label.xy for label in labels]))
-    taken = [Bbox.from_extents(x - 5, y - 5, x + 5, y + 5) for x, y in points]
     panel = ax.get_window_extent()
-    for label in labels:
+    placed: list[Bbox] = []
+
+    def dot(x: float, y: float, margin: float) -> Bbox:
+        return Bbox.from_extents(x - margin, y - margin, x + margin, y + margin)
+
+    def cost(box: Bbox, own: int) -> float:
+        """Pixels of ``box`` over other names, the dots (a wider margin round others' dots, so a
+        name does not sit beside the wrong dot) and outside the panel."""
+        others = [dot(x, y, 5 if i == own else 12) for i, (x, y) in enumerate(points)] + placed
+        covered = sum(max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0)) * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
+                      for o in others)
+        inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
+        return covered + (0.0 if inside else box.width * box.height)
+
+    for i, label in enumerate(labels):
+        costs = []
         for dx, dy in LABEL_OFFSETS:
-            label.xyann = (dx, dy)
-            label.set_horizontalalignment("left" if dx > 0 else "right")
-            box = label.get_window_extent().padded(3)
-            inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
-            if inside and not any(box.overlaps(other) for other in taken):
+            _move(label, dx, dy)
+            costs.append(cost(_text_box(label).padded(3), i))
+            if costs[-1] == 0.0:
                 break
-        else:  # crowded all around: back to the first place
-            label.xyann = LABEL_OFFSETS[0]
-            label.set_horizontalalignment("left")
-        taken.append(label.get_window_extent())
+        _move(label, *LABEL_OFFSETS[int(np.argmin(costs))])
+        placed.append(_text_box(label))
+
+
+def _text_box(label) -> Bbox:
+    """The name's own box in display pixels (an annotation's extent also spans its leader line)."""
+    return Text.get_window_extent(label)
+
+
+def _move(label, dx: float, dy: float) -> None:
+    label.xyann = (dx, dy)
+    label.set_horizontalalignment("left" if dx > 0 else "right")
 
 
 def _speed_panel(ax, rows: pd.DataFrame) -> list:
@@ -151,7 +171,9 @@ def _speed_panel(ax, rows: pd.DataFrame) -> list:
     ax.scatter(ms, acc, s=70, c=[method_color(m) for m in detectors["method"]], zorder=3, edgecolors="black",
                linewidths=0.5)
     labels = [ax.annotate(method, (x, y), xytext=LABEL_OFFSETS[0], textcoords="offset points", fontsize=9,
-                          va="bottom", color=method_color(method), fontweight="bold")
+                          va="bottom", color=method_color(method), fontweight="bold",
+                          arrowprops={"arrowstyle": "-", "color": method_color(method), "linewidth": 0.7,
+                                      "shrinkA": 1, "shrinkB": 5})  # a leader line to a name moved away
               for method, x, y in zip(detectors["method"], ms, acc)]
     reference = rows[rows["method"] == REFERENCE]
     if not reference.empty:

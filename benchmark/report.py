@@ -106,6 +106,13 @@ def write_text(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def describe_embedder(row) -> str:
+    """A report row's embedder for titles: ``edgeface_xs_q (onnx fp32) on cpu`` (backend and
+    precision where the report records them; reports of older versions do not)."""
+    runtime = " ".join(str(row[k]) for k in ("embedder_backend", "precision") if k in row and pd.notna(row[k]))
+    return f"{row['embedder']}{f' ({runtime})' if runtime else ''} on {row['device']}"
+
+
 def read_report(path: Path) -> pd.DataFrame:
     """``report.csv`` as a DataFrame: metrics as floats (NaN where empty), counts as nullable
     integers, ``flip`` as bool, text columns as strings ("" where empty); a column this version

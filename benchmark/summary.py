@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .plots import save_charts
-from .report import Run, load_run, pairs_sha256, write_run_info, write_text
+from .report import Run, describe_embedder, load_run, pairs_sha256, write_run_info, write_text
 
 if TYPE_CHECKING:
     from .lfw import PairList
@@ -60,7 +60,7 @@ def _metadata(run: Run) -> list[tuple[str, str]]:
     items += [
         ("protocol", "10-fold LFW verification, insightface threshold rule (squared L2, thresholds 0..4 by 0.01, "
                      f"each fold scored at the other nine's best); flip TTA {'on' if first['flip'] else 'off'}"),
-        ("embedder", f"{first['embedder']} (sha256 {first['embedder_sha256'][:12]}) on {first['device']}"),
+        ("embedder", f"{describe_embedder(first)}; weights sha256 {first['embedder_sha256'][:12]}"),
     ]
     if info.get("image_root"):
         items.append(("images", f"`{info['image_root']}`"))
