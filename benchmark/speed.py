@@ -7,10 +7,10 @@ Sections, in the order they run and print:
    (each backend of ``--embedder``), models already loaded: the pipelined runner
    (:mod:`benchmark.pipeline`) against a plain sequential loop (decode, detect, align one image
    after another, embed each batch of 64 as it fills, each library on every core), wall time,
-   CPU time, peak RSS and accuracy of each (they must be equal). The pipelined pass's CPU time
-   over the cores is the floor of its wall time: when the sequential loop already keeps every
-   core busy, no overlap can beat that floor. It runs first, so that the models and crops of the
-   later sections do not count in its RSS;
+   CPU time (and so the cores kept busy), peak RSS and accuracy of each (they must be equal;
+   wall time: the median of 3 rounds, the two passes taking turns): an
+   overlap gains only the time the sequential loop leaves cores idle. It runs first, so that the
+   models and crops of the later sections do not count in its RSS;
 2. stages: decode (one thread), each ready detector (batches of 8) and alignment, as images
    per second on a sample of LFW images;
 3. embedder: each backend and precision at batch 64 on real aligned crops (``aligned-112``),
@@ -57,6 +57,7 @@ class Sizes:
     """How much each section measures (full run or ``--quick``)."""
 
     pairs: int | None  # pairs of the end-to-end pass (None: all)
+    pass_rounds: int  # end-to-end passes of each kind (the median is printed)
     stage_images: int
     detector_images: int
     embed_crops: int
@@ -65,8 +66,8 @@ class Sizes:
     score: bool  # LFW accuracy and parity of each embedder path on all reference crops
 
 
-FULL = Sizes(None, 256, 32, 512, 5, True, True)
-QUICK = Sizes(40, 16, 8, 64, 2, False, False)
+FULL = Sizes(None, 3, 256, 32, 512, 5, True, True)
+QUICK = Sizes(40, 1, 16, 8, 64, 2, False, False)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -169,7 +170,7 @@ def end_to_end(data: _Data, args, sizes: Sizes, backends: list[str]) -> None:
     print(f"\n1. end to end: {len(pairs)} pairs, {len(pairs.images)} images, yunet + {DEFAULT_EMBEDDER} "
           f"({args.precision}), models loaded. The sequential loop leaves each library its own threading "
           f"(every core); the pipelined runner shares the {cores} cores between its stages. CPU = the "
-          "process's CPU time, so CPU / cores is the least wall time any schedule of that work can take here.")
+          "process's CPU time; cores = CPU / wall, how busy the pass kept the machine (spinning threads count).")
     for backend in backends:
         def build(threads: int | None, backend=backend):
             return create_embedder(backend, args.precision, DEFAULT_EMBEDDER, weights_dir=data.weights_dir,
@@ -181,22 +182,28 @@ def end_to_end(data: _Data, args, sizes: Sizes, backends: list[str]) -> None:
                                                                    progress=False)),
             "sequential loop": (0, lambda e, r: sequential_pass(pairs.images, data.image_root, cropper, e, r)),
         }
-        timed = {}
-        for name, (threads, work) in passes.items():
-            embedder, results = build(threads), MethodResults.empty(len(pairs.images))
-            with PeakMemory(embedder.device) as memory:
-                cpu, start = time.process_time(), time.perf_counter()
-                work(embedder, results)
-                wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-            accuracy = summarize(pair_scores(results, pairs))["accuracy"]
-            timed[name] = (wall, cpu, accuracy)
-            print(f"   {backend:8s} {name:17s} wall {wall:6.1f} s   CPU {cpu:6.1f} s ({cpu / wall:4.2f} cores)   "
-                  f"peak RSS {memory.peak_rss_mb:5.0f} MB   accuracy {accuracy:.4f}  ({embedder.device})")
-            del embedder
-        (pipe, pipe_cpu, acc_p), (seq, _, acc_s) = timed["pipelined runner"], timed["sequential loop"]
-        print(f"   {backend:8s} pipelined / sequential wall time {pipe / seq:.2f}x; the pipelined work's floor "
-              f"here {pipe_cpu / cores:.1f} s = {pipe_cpu / cores / seq:.2f}x; accuracy "
-              f"{'equal' if acc_p == acc_s else f'DIFFERS ({acc_p - acc_s:+.4f})'}")
+        embedders = {name: build(threads) for name, (threads, _) in passes.items()}
+        timed: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in passes}
+        for _ in range(sizes.pass_rounds):  # the two passes take turns, so that they share the machine's load
+            for name, (_, work) in passes.items():
+                results = MethodResults.empty(len(pairs.images))
+                with PeakMemory(embedders[name].device) as memory:
+                    cpu, start = time.process_time(), time.perf_counter()
+                    work(embedders[name], results)
+                    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+                timed[name].append((wall, cpu, memory.peak_rss_mb, summarize(pair_scores(results, pairs))["accuracy"]))
+        for name, rounds in timed.items():
+            walls, cpus, rss, accuracies = (np.array(column) for column in zip(*rounds))
+            i = int(np.argsort(walls)[len(walls) // 2])  # the median round
+            print(f"   {backend:8s} {name:17s} wall {walls[i]:6.1f} s ({walls.min():.1f}..{walls.max():.1f})   CPU "
+                  f"{cpus[i]:6.1f} s ({cpus[i] / walls[i]:4.2f} cores)   peak RSS {rss.max():5.0f} MB   accuracy "
+                  f"{accuracies[0]:.4f}{'' if np.all(accuracies == accuracies[0]) else ' VARIES'}  "
+                  f"({embedders[name].device})")
+        (pipe, seq) = (float(np.median([r[0] for r in timed[name]])) for name in passes)
+        acc_p, acc_s = (timed[name][0][3] for name in passes)
+        print(f"   {backend:8s} pipelined / sequential wall time {pipe / seq:.2f}x (medians of {sizes.pass_rounds}); "
+              f"accuracy {'equal' if acc_p == acc_s else f'DIFFERS ({acc_p - acc_s:+.4f})'}")
+        del embedders
 
 
 def _backends(spec: str) -> list[str]:
