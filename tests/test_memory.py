@@ -17,9 +17,9 @@ from face_alignment import create_detector
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 
 CHUNK = 32  # images between two RSS samples (the runner saves its cache at the same points)
-#: RSS drift allowed between the second and the last whole chunk (measured: under 2 MiB either
-#: way). Holding on to each decoded 250x250 image adds 183 KiB per image, 6 MiB per chunk:
-#: 69 MiB over the 384 images measured (this test with such a leak added: +54 MiB)
+#: RSS drift allowed from the early to the late samples (measured: under 2 MiB either way, while
+#: single samples swing by up to 25 MiB). Holding on to each decoded 250x250 image adds 183 KiB
+#: per image, 6 MiB per chunk (this test with such a leak added: +46 MiB)
 SLACK_MIB = 5
 
 
@@ -41,6 +41,9 @@ def test_rss_does_not_grow_with_the_number_of_images(embedder):
                    save=sample, progress=False)
     assert results.done == n == 463
     whole = rss[: n // CHUNK]  # after each whole chunk: 14 samples, 32 to 448 images done
-    growth_mib = (max(whole[1:]) - whole[1]) / 2**20
-    print(f"RSS after 64 images {whole[1] / 2**20:.1f} MiB, growth up to 448 images {growth_mib:.2f} MiB")
-    assert growth_mib <= SLACK_MIB
+    # a sample can fall while a stage holds its working buffers (up to 25 MiB more, never less):
+    # the least of five samples, early (64 to 192 images) and late (320 to 448), is the live memory
+    early, late = min(whole[1:6]) / 2**20, min(whole[-5:]) / 2**20
+    print(f"RSS (MiB) after each chunk {[round(r / 2**20) for r in whole]}; least of the late samples - "
+          f"least of the early ones {late - early:.2f} MiB")
+    assert late - early <= SLACK_MIB
