@@ -126,15 +126,15 @@ def _place_labels(fig: Figure, ax, labels: list) -> None:
     panel = ax.get_window_extent()
     placed: list[Bbox] = []
 
-    def dot(x: float, y: float, margin: float) -> Bbox:
-        return Bbox.from_extents(x - margin, y - margin, x + margin, y + margin)
+    def dots(margin: float) -> list[Bbox]:
+        return [Bbox.from_extents(x - margin, y - margin, x + margin, y + margin) for x, y in points]
+
+    own_dots, other_dots = dots(5), dots(12)  # a wider margin round others' dots: no name beside the wrong dot
 
     def cost(box: Bbox, own: int) -> float:
-        """Pixels of ``box`` over other names, the dots (a wider margin round others' dots, so a
-        name does not sit beside the wrong dot) and outside the panel."""
-        others = [dot(x, y, 5 if i == own else 12) for i, (x, y) in enumerate(points)] + placed
-        covered = sum(max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0)) * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
-                      for o in others)
+        """Pixels of ``box`` over the names placed before, the dots, and outside the panel."""
+        others = [own_dots[i] if i == own else dot for i, dot in enumerate(other_dots)] + placed
+        covered = sum(cut.width * cut.height for cut in (Bbox.intersection(box, o) for o in others) if cut)
         inside = panel.x0 <= box.x0 and box.x1 <= panel.x1 and panel.y0 <= box.y0 and box.y1 <= panel.y1
         return covered + (0.0 if inside else box.width * box.height)
 

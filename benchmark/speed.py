@@ -182,28 +182,30 @@ def end_to_end(data: _Data, args, sizes: Sizes, backends: list[str]) -> None:
                                                                    progress=False)),
             "sequential loop": (0, lambda e, r: sequential_pass(pairs.images, data.image_root, cropper, e, r)),
         }
-        embedders = {name: build(threads) for name, (threads, _) in passes.items()}
         timed: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in passes}
+        device = ""
         for _ in range(sizes.pass_rounds):  # the two passes take turns, so that they share the machine's load
-            for name, (_, work) in passes.items():
-                results = MethodResults.empty(len(pairs.images))
-                with PeakMemory(embedders[name].device) as memory:
+            for name, (threads, work) in passes.items():
+                embedder, results = build(threads), MethodResults.empty(len(pairs.images))  # loaded per pass:
+                device = embedder.device  # its RSS is the pass's alone
+                with PeakMemory(device) as memory:
                     cpu, start = time.process_time(), time.perf_counter()
-                    work(embedders[name], results)
+                    work(embedder, results)
                     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
                 timed[name].append((wall, cpu, memory.peak_rss_mb, summarize(pair_scores(results, pairs))["accuracy"]))
+                del embedder
+        median_wall = {}
         for name, rounds in timed.items():
             walls, cpus, rss, accuracies = (np.array(column) for column in zip(*rounds))
-            i = int(np.argsort(walls)[len(walls) // 2])  # the median round
+            i = int(np.argsort(walls)[len(walls) // 2])  # the median round (pass_rounds is odd)
+            median_wall[name] = walls[i]
             print(f"   {backend:8s} {name:17s} wall {walls[i]:6.1f} s ({walls.min():.1f}..{walls.max():.1f})   CPU "
                   f"{cpus[i]:6.1f} s ({cpus[i] / walls[i]:4.2f} cores)   peak RSS {rss.max():5.0f} MB   accuracy "
-                  f"{accuracies[0]:.4f}{'' if np.all(accuracies == accuracies[0]) else ' VARIES'}  "
-                  f"({embedders[name].device})")
-        (pipe, seq) = (float(np.median([r[0] for r in timed[name]])) for name in passes)
+                  f"{accuracies[0]:.4f}{'' if np.all(accuracies == accuracies[0]) else ' VARIES'}  ({device})")
         acc_p, acc_s = (timed[name][0][3] for name in passes)
-        print(f"   {backend:8s} pipelined / sequential wall time {pipe / seq:.2f}x (medians of {sizes.pass_rounds}); "
-              f"accuracy {'equal' if acc_p == acc_s else f'DIFFERS ({acc_p - acc_s:+.4f})'}")
-        del embedders
+        print(f"   {backend:8s} pipelined / sequential wall time "
+              f"{median_wall['pipelined runner'] / median_wall['sequential loop']:.2f}x (medians of "
+              f"{sizes.pass_rounds}); accuracy {'equal' if acc_p == acc_s else f'DIFFERS ({acc_p - acc_s:+.4f})'}")
 
 
 def _backends(spec: str) -> list[str]:
