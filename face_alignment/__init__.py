@@ -3,6 +3,10 @@
 Not the PyPI ``face-alignment`` package (1adrianb), which also imports as ``face_alignment``:
 do not install both in one environment.
 """
+import importlib
+import pkgutil
+
+from . import detectors
 from .alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, similarity_transform
 from .errors import (
     ChecksumError,
@@ -10,6 +14,7 @@ from .errors import (
     FaceBenchError,
     ImageError,
     MissingDependencyError,
+    NameTakenError,
     UnknownMethodError,
     WeightsError,
 )
@@ -19,9 +24,13 @@ from .registry import create_detector, list_methods, method_names, register_dete
 from .selection import pick_target_face
 from .types import LANDMARK_NAMES, Face
 
+for _module in pkgutil.iter_modules(detectors.__path__):  # each built-in registers itself on import
+    if _module.name != "base":
+        importlib.import_module(f"{detectors.__name__}.{_module.name}")
+
 __all__ = [
     "ARCFACE_TEMPLATE", "CROP_SIZE", "LANDMARK_NAMES", "ChecksumError", "DatasetError", "Face",
-    "FaceBenchError", "ImageError", "MissingDependencyError", "UnifiedFaceDetector",
+    "FaceBenchError", "ImageError", "MissingDependencyError", "NameTakenError", "UnifiedFaceDetector",
     "UnknownMethodError", "WeightsError", "align_face", "create_detector", "list_methods",
     "load_image", "method_names", "pick_target_face", "register_detector", "similarity_transform",
     "to_rgb_uint8",

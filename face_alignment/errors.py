@@ -12,6 +12,10 @@ class UnknownMethodError(FaceBenchError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class NameTakenError(FaceBenchError):
+    """A detector or weights name registered a second time."""
+
+
 class MissingDependencyError(FaceBenchError, ImportError):
     """An optional package a method needs is not installed."""
 

@@ -62,7 +62,7 @@ class UnifiedFaceDetector:
         return boxes, landmarks
 
     def target_face(self, image: np.ndarray) -> Face | None:
-        """The face :func:`~face_alignment.selection.detect_target` picks (the largest at the centre)."""
+        """The face :func:`~face_alignment.selection.refine_targets` picks (the largest at the centre)."""
         image = to_rgb_uint8(image)
         return refine_targets(self._require(), [image], self.detect([image]))[0]
 

@@ -1,21 +1,25 @@
 """Which detected face is *the* face of an image.
 
-Rule: among the faces whose box contains the image centre, the largest; when no box contains
-the centre, the largest face of all. On LFW the labelled person is the one centred in the
-image (other people appear at the edges, sometimes larger), and in an ordinary one-person photo
-the rule picks the only or the most prominent face.
+Rule (:func:`pick_target_face`, the default; a data set may pass its own to
+:func:`refine_targets`): among the faces whose box contains the image centre, the largest; when
+no box contains the centre, the largest face of all. On LFW the labelled person is the one
+centred in the image (other people appear at the edges, sometimes larger), and in an ordinary
+one-person photo the rule picks the only or the most prominent face.
 
-A tilted face gets a second look (:func:`detect_target`), so that detectors whose landmarks
+A tilted face gets a second look (:func:`refine_targets`), so that detectors whose landmarks
 lean towards upright faces still align it right.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from .types import Face
+
+#: ``(faces, image_shape) -> the target face or None``
+FacePicker = Callable[[Sequence[Face], tuple[int, ...]], Face | None]
 
 
 def pick_target_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
@@ -33,26 +37,20 @@ def roll_degrees(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
 
 
-def detect_target(detector, image: np.ndarray, roll_limit: float = 10.0) -> Face | None:
-    """The target face of ``image`` (see :func:`pick_target_face`), with a second look at
-    tilted faces.
+def refine_targets(detector, images: Sequence[np.ndarray], detections: Sequence[Sequence[Face]],
+                   roll_limit: float = 10.0, max_looks: int = 3,
+                   pick: FacePicker = pick_target_face) -> list[Face | None]:
+    """The target face of each of ``images``, chosen by ``pick`` among its first-look
+    ``detections`` (``detector.detect(images)``), with further looks at tilted faces.
 
     Many detectors regress landmarks that are biased towards an upright face: on a face rolled
-    by 30 degrees YuNet's eyes come out about 15 pixels off. When the first look finds a roll
-    beyond ``roll_limit`` degrees, the image is turned upright about the face, detected again,
-    and the landmarks are mapped back; if the second look finds nothing there, the first stands.
+    by 30 degrees YuNet's eyes come out about 15 pixels off. When the target's roll exceeds
+    ``roll_limit`` degrees, the image is turned upright about the face, detected again, and the
+    landmarks are mapped back; if a look finds nothing there, the previous one stands. Each
+    further look turns the image by the roll measured so far; it stops when a look changes the
+    roll by less than 2 degrees (a detector that underestimates roll converges in 2-3 looks).
     """
-    return refine_targets(detector, [image], detector.detect([image]), roll_limit)[0]
-
-
-def refine_targets(detector, images: Sequence[np.ndarray], detections: Sequence[Sequence[Face]],
-                   roll_limit: float = 10.0, max_looks: int = 3) -> list[Face | None]:
-    """:func:`detect_target` for a batch whose first-look ``detections`` are already known.
-
-    Each further look turns the image by the roll measured so far; it stops when a look changes
-    the roll by less than 2 degrees (a detector that underestimates roll converges in 2-3 looks).
-    """
-    targets = [pick_target_face(faces, image.shape) for image, faces in zip(images, detections)]
+    targets = [pick(faces, image.shape) for image, faces in zip(images, detections)]
     for i, image in enumerate(images):
         face = targets[i]
         if face is None or abs(roll_degrees(face.landmarks)) <= roll_limit:

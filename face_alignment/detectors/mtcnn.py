@@ -29,21 +29,14 @@ class MTCNNDetector(FaceDetector):
         self.weight_paths = [data / f"{n}.pt" for n in ("pnet", "rnet", "onet")]
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        fitted = [self.fit(image) for image in images]
-        results: list[list[Face]] = [[] for _ in images]
-        by_shape: dict[tuple, list[int]] = {}
-        for index, (small, _) in enumerate(fitted):
-            by_shape.setdefault(small.shape, []).append(index)
-        for indices in by_shape.values():
-            batch = np.stack([fitted[i][0] for i in indices])
-            boxes, probs, points = self._net.detect(batch, landmarks=True)
-            for i, b, p, lm in zip(indices, boxes, probs, points):
-                factor = fitted[i][1]
-                results[i] = [f.scaled(1.0 / factor) if factor != 1.0 else f for f in _faces(b, p, lm)]
-        return results
+        return self.detect_by_size(images, self._detect_same_size)
 
     def detect_one(self, image: np.ndarray) -> list[Face]:
         return self.detect([image])[0]
+
+    def _detect_same_size(self, images: list[np.ndarray]) -> list[list[Face]]:
+        boxes, probs, points = self._net.detect(np.stack(images), landmarks=True)
+        return [_faces(b, p, lm) for b, p, lm in zip(boxes, probs, points)]
 
 
 def _faces(boxes, probs, points) -> list[Face]:

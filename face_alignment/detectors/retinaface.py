@@ -20,11 +20,17 @@ import numpy as np
 from ..errors import MissingDependencyError, WeightsError
 from ..registry import register_detector
 from ..types import Face
-from ..weights import resolve_weights
+from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
 from .common import prior_boxes, select_faces
 
 log = logging.getLogger(__name__)
+
+WEIGHTS = WeightSpec(
+    "retinaface_mnet", "retinaface", "mobilenet0.25_Final.pth",
+    "2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
+    None, "MIT", "biubug6/Pytorch_Retinaface (release files linked from its README)",
+)
 
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
 STEPS = (8, 16, 32)
@@ -241,7 +247,7 @@ def decode(loc: np.ndarray, landmarks: np.ndarray, priors: np.ndarray) -> tuple[
 
 
 @register_detector("retinaface", description="RetinaFace MobileNet-0.25 (PyTorch; ResNet-50 with weights=), "
-                   "5 landmarks", requires={"torch": "torch"}, weights=("retinaface_mnet",))
+                   "5 landmarks", requires={"torch": "torch"}, weights=(WEIGHTS,))
 class RetinaFaceDetector(FaceDetector):
     """RetinaFace at the image's own resolution (images over ``max_side`` are downscaled first).
 
@@ -252,22 +258,13 @@ class RetinaFaceDetector(FaceDetector):
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
                  nms_threshold: float = 0.4, top_k: int = 5000, max_side: int = 1280) -> None:
         super().__init__(device, max_side)
-        path = resolve_weights("retinaface_mnet", weights, weights_dir)
+        path = resolve_weights(WEIGHTS, weights, weights_dir)
         self.weight_paths = [path]
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
         self._net = load_network(path, self.device)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        fitted = [self.fit(image) for image in images]
-        by_shape: dict[tuple, list[int]] = {}
-        for index, (small, _) in enumerate(fitted):
-            by_shape.setdefault(small.shape, []).append(index)
-        results: list[list[Face]] = [[] for _ in images]
-        for indices in by_shape.values():
-            for i, faces in zip(indices, self._detect_same_size([fitted[i][0] for i in indices])):
-                factor = fitted[i][1]
-                results[i] = faces if factor == 1.0 else [f.scaled(1.0 / factor) for f in faces]
-        return results
+        return self.detect_by_size(images, self._detect_same_size)
 
     def detect_one(self, image: np.ndarray) -> list[Face]:
         return self._detect_same_size([image])[0]

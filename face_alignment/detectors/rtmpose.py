@@ -22,8 +22,9 @@ from ..landmark_maps import to_five
 from ..registry import create_detector, register_detector
 from ..runtime import onnx_session
 from ..types import Face
-from ..weights import resolve_weights
+from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
+from .yunet import WEIGHTS as YUNET_WEIGHTS
 
 _IMAGENET_MEAN = (123.675, 116.28, 103.53)
 _IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -35,7 +36,7 @@ class KeypointModel:
 
     ``input_size`` is (width, height); ``mean`` / ``std`` apply to 0-255 values in the channel
     order ``bgr`` says; ``simcc_split`` is None for regression models; ``weights`` is the
-    manifest name of the default file, None where the user must pass ``weights=``.
+    default file, None where the user must pass ``weights=``.
     """
 
     input_size: tuple[int, int]
@@ -44,15 +45,21 @@ class KeypointModel:
     std: tuple[float, float, float]
     bgr: bool
     simcc_split: float | None
-    weights: str | None
+    weights: WeightSpec | None
     origin: str
 
+
+PFLD = WeightSpec(
+    "pfld", "landmarks", "pfld.onnx",
+    "7d7bbd5c6a1d9272e58d9773898284a1905d872eba9a662df9b5f20f1ba6f83e",
+    None, "none stated (test use only)", "cunjian/pytorch_face_landmark",
+)
 
 KEYPOINT_MODELS: dict[str, KeypointModel] = {
     # cunjian/pytorch_face_landmark: values / 255, no mean or std, BGR as its batch demo feeds it
     # (its camera demo feeds RGB: on LFW the two differ by 0.0004 in crop cosine); its demos crop a
     # square of 1.1 to 1.2 box sides: 1.1 of YuNet's box aligned best on 250 LFW images.
-    "pfld": KeypointModel((112, 112), 1.1, (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), True, None, "pfld",
+    "pfld": KeypointModel((112, 112), 1.1, (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), True, None, PFLD,
                           "cunjian/pytorch_face_landmark PFLD, 68 points"),
     # mmpose RTMPose face6 (LaPa 106 points) and RTMW / DWPose (COCO-WholeBody 133): trained on RGB
     # (bgr_to_rgb=True in their configs; rtmlib feeds BGR, its issue #48), box padding 1.25.
@@ -98,11 +105,11 @@ def decode_regression(output: np.ndarray, input_size: tuple[int, int]) -> np.nda
 
 
 @register_detector("rtmpose", description="top-down: YuNet box + ONNX keypoint model (PFLD-68 by default; "
-                   "RTMPose face-106 / wholebody-133 SimCC with weights=), mapped to 5", weights=("yunet", "pfld"))
+                   "RTMPose face-106 / wholebody-133 SimCC with weights=), mapped to 5", weights=(YUNET_WEIGHTS, PFLD))
 class TopDownDetector(FaceDetector):
     """A box detector from the registry, then ``keypoint_model`` (a key of
     :data:`KEYPOINT_MODELS`) on every box. ``weights`` is the keypoint model's ONNX file (needed
-    for the RTMPose models, whose files are not in the manifest); ``dense`` holds all keypoints.
+    for the RTMPose models, which have no default file); ``dense`` holds all keypoints.
     Box and score are the box detector's."""
 
     def __init__(self, device="auto", weights_dir=None, weights=None, keypoint_model: str = "pfld",

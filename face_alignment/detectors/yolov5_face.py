@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import WeightsError
 from ..registry import register_detector
+from ..weights import WeightSpec
 from .common import LetterboxOnnxDetector, cell_grid, sigmoid, xywh_to_xyxy
 
 #: anchor (w, h) in input pixels per level, strides 8, 16, 32 (yolov5-face yamls)
@@ -25,6 +26,12 @@ ANCHORS = (
     ((146, 217), (231, 300), (335, 433)),
 )
 VALUES = 16  # x, y, w, h, obj, 10 landmark coordinates, cls
+
+WEIGHTS = WeightSpec(
+    "yolov5_face", "yolov5_face", "yolov5n-0.5.onnx",
+    "67a107113568398d3d57325ff0b1cda1887a13f8e96a95c0fd15b7058ed1589f",
+    None, "GPL-3.0", "deepcam-cn/yolov5-face (export of yolov5n-0.5)",
+)
 
 
 def decode_level(raw: np.ndarray, stride: float, anchors: Sequence[Sequence[float]]) -> np.ndarray:
@@ -45,12 +52,12 @@ def decode_level(raw: np.ndarray, stride: float, anchors: Sequence[Sequence[floa
 
 
 @register_detector("yolov5_face", description="YOLOv5-face n-0.5 (ONNX Runtime), 5 landmarks",
-                   requires={"onnxruntime": "onnxruntime"}, weights=("yolov5_face",))
+                   requires={"onnxruntime": "onnxruntime"}, weights=(WEIGHTS,))
 class YOLOv5FaceDetector(LetterboxOnnxDetector):
     """YOLOv5-face on a letterboxed RGB/255 input; score is ``obj * cls``. Landmarks come out
     image-left eye first. ``anchors`` overrides :data:`ANCHORS` for exports trained with others."""
 
-    weights_name = "yolov5_face"
+    default_weights = WEIGHTS
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
                  nms_threshold: float = 0.45, input_size: int = 640, anchors=ANCHORS) -> None:

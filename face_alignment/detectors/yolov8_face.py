@@ -21,11 +21,18 @@ import numpy as np
 from ..errors import MissingDependencyError, WeightsError
 from ..registry import register_detector
 from ..types import Face
+from ..weights import WeightSpec
 from .base import FaceDetector
 from .common import LetterboxOnnxDetector, cell_grid, sigmoid, xywh_to_xyxy
 
 KEYPOINTS = 5
 KEYPOINT_VALUES = 3 * KEYPOINTS  # x, y, conf per keypoint
+
+WEIGHTS = WeightSpec(
+    "yolov8_face", "yolov8_face", "yolov8-lite-t.onnx",
+    "caa9eb121eee8fbf25a5985d3cee4e314df5a08feb4bb8c224fecdeb4afd9b86",
+    None, "GPL-3.0", "derronqi/yolov8-face (export of yolov8-lite-t)",
+)
 
 
 def dfl_expectation(logits: np.ndarray) -> np.ndarray:
@@ -54,7 +61,7 @@ def decode_level(raw: np.ndarray, stride: float) -> tuple[np.ndarray, np.ndarray
 class YOLOv8FaceOnnx(LetterboxOnnxDetector):
     """The ONNX route: raw per-stride maps or the decoded single-output layout."""
 
-    weights_name = "yolov8_face"
+    default_weights = WEIGHTS
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
                  nms_threshold: float = 0.45, input_size: int = 640) -> None:
@@ -117,7 +124,7 @@ class YOLOv8FaceUltralytics(FaceDetector):
 
 
 @register_detector("yolov8_face", description="YOLOv8-face lite-t (ONNX Runtime; a .pt via ultralytics with "
-                   "weights=), 5 landmarks", requires={"onnxruntime": "onnxruntime"}, weights=("yolov8_face",))
+                   "weights=), 5 landmarks", requires={"onnxruntime": "onnxruntime"}, weights=(WEIGHTS,))
 class YOLOv8FaceDetector(FaceDetector):
     """YOLOv8-face on a letterboxed RGB/255 input. ``weights`` may be an ONNX export (either
     layout) or a ``.pt`` YOLOv8-pose face model, which runs through ultralytics. Landmarks come

@@ -6,12 +6,20 @@ import numpy as np
 
 from ..registry import register_detector
 from ..types import Face
-from ..weights import resolve_weights
+from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
+
+WEIGHTS = WeightSpec(
+    "yunet", "yunet", "face_detection_yunet_2023mar.onnx",
+    "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/"
+    "face_detection_yunet_2023mar.onnx",
+    "MIT", "opencv/opencv_zoo",
+)
 
 
 @register_detector("yunet", description="YuNet 2023mar (OpenCV FaceDetectorYN), 5 landmarks",
-                   weights=("yunet",))
+                   weights=(WEIGHTS,))
 class YuNetDetector(FaceDetector):
     """YuNet runs on the CPU through OpenCV's DNN module; its rows are
     ``x, y, w, h, 5 x (x, y), score`` with the image-left eye first."""
@@ -19,7 +27,7 @@ class YuNetDetector(FaceDetector):
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: int = 1280) -> None:
         super().__init__(device, max_side)
-        path = resolve_weights("yunet", weights, weights_dir)
+        path = resolve_weights(WEIGHTS, weights, weights_dir)
         self.weight_paths = [path]
         self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
 
