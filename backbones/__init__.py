@@ -1,7 +1,25 @@
 """Face embedding backbones (EdgeFace), batched embedding on PyTorch, ONNX Runtime or OpenVINO,
-and the model's ONNX export and reduced-precision copies."""
-from .edgeface import ARCHITECTURES, EdgeFace, LowRankLinear, load_edgeface, read_checkpoint
-from .embedder import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS, BaseEmbedder, Embedder, create_embedder
+and the model's ONNX export and reduced-precision copies.
 
-__all__ = ["ARCHITECTURES", "BACKENDS", "DEFAULT_EMBEDDER", "PRECISIONS", "BaseEmbedder", "EdgeFace", "Embedder",
-           "LowRankLinear", "create_embedder", "load_edgeface", "read_checkpoint"]
+The names are imported on first use, so that ``import backbones`` (and reading ``BACKENDS``,
+``PRECISIONS`` or ``DEFAULT_EMBEDDER``) does not import torch: only the PyTorch model
+(:mod:`backbones.edgeface`, :mod:`backbones.torch_embedder`) and the ONNX export need it.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "ARCHITECTURES": ".edgeface", "EdgeFace": ".edgeface", "LowRankLinear": ".edgeface",
+    "load_edgeface": ".edgeface", "read_checkpoint": ".edgeface",
+    "BACKENDS": ".base", "DEFAULT_EMBEDDER": ".base", "PRECISIONS": ".base", "BaseEmbedder": ".base",
+    "Embedder": ".torch_embedder", "create_embedder": ".factory",
+    "OnnxEmbedder": ".onnx_embedder", "OpenVinoEmbedder": ".onnx_embedder", "onnx_model_path": ".onnx_export",
+    "Calibration": ".quantize", "dynamic_int8_model": ".quantize", "OrtSettings": "face_alignment.runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'backbones' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

@@ -1,68 +1,29 @@
 """Embedders on the exported ONNX model: ONNX Runtime (:class:`OnnxEmbedder`) and OpenVINO
-(:class:`OpenVinoEmbedder`), with the interface of :class:`~backbones.embedder.Embedder`.
+(:class:`OpenVinoEmbedder`), with the interface of :class:`~backbones.base.BaseEmbedder`; neither
+imports torch (only exporting the model does, :mod:`backbones.onnx_export`).
 
 ONNX Runtime asks for TensorRT (opt-in), then CUDA, then the CPU (:mod:`face_alignment.runtime`)
 and logs what it got; ``fp16`` runs a half-precision copy of the model on CUDA (TensorRT builds
-its own fp16 engine). On the CPU the session settings are :class:`OrtSettings`; the defaults are
-the fastest measured on a 2-core AVX-512 machine by ``python -m benchmark speed``. OpenVINO reads
-the same ONNX file and runs on the CPU; it is told the precision explicitly, because on CPUs
-with bf16 instructions its default is bf16, not fp32.
+its own fp16 engine). On the CPU the session settings are :class:`~face_alignment.runtime.OrtSettings`.
+OpenVINO reads the same ONNX file and runs on the CPU; it is told the precision explicitly, because
+on CPUs with bf16 instructions its default is bf16, not fp32.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from face_alignment.errors import FaceBenchError, MissingDependencyError
-from face_alignment.runtime import onnx_providers, resolve_device
+from face_alignment.runtime import OrtSettings, onnx_session, resolve_device
 
-from .embedder import BaseEmbedder, preprocess
+from . import quantize
+from .base import BaseEmbedder, preprocess
 from .onnx_export import INPUT_NAME, default_cache_dir, onnx_model_path
 
 log = logging.getLogger(__name__)
-
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-           "all": "ORT_ENABLE_ALL"}
-
-
-@dataclass(frozen=True)
-class OrtSettings:
-    """ONNX Runtime session settings for the CPU.
-
-    ``intra_threads`` defaults to half the cores: the pipelined runner embeds two batches at once
-    beside the detector thread, and on a busy 2-core machine one thread per run was also the
-    fastest alone (``facebench speed``: 296 against 276 images/s for two). ``spinning=False``
-    stops idle intra-op threads from busy-waiting: a thread that spins takes a core from the
-    detector running beside it.
-    """
-
-    optimization: str = "all"  # one of _LEVELS
-    intra_threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))  # 0: one per core
-    inter_threads: int = 0
-    parallel: bool = False  # ORT_PARALLEL execution mode (branches of the graph at once)
-    mem_arena: bool = True
-    mem_pattern: bool = True
-    spinning: bool = False
-
-    def session_options(self):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[self.optimization])
-        options.log_severity_level = 3
-        options.intra_op_num_threads = self.intra_threads
-        options.inter_op_num_threads = self.inter_threads
-        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL if self.parallel else ort.ExecutionMode.ORT_SEQUENTIAL
-        options.enable_cpu_mem_arena = self.mem_arena
-        options.enable_mem_pattern = self.mem_pattern
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spinning else "0")
-        return options
 
 
 class OnnxEmbedder(BaseEmbedder):
@@ -70,22 +31,17 @@ class OnnxEmbedder(BaseEmbedder):
 
     ``device`` is where it actually runs: ``cuda`` only when the CUDA or TensorRT provider was
     granted (the ``onnxruntime`` CPU wheel has neither: install ``onnxruntime-gpu`` for them).
+    ``settings`` are the CPU session's (default ``OrtSettings()``).
     """
 
     backend = "onnx"
 
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 64, name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", tensorrt: bool = False,
-                 settings: OrtSettings = OrtSettings(), trt_cache_dir: str | Path | None = None) -> None:
-        import onnxruntime as ort
-
-        wanted = onnx_providers(device, tensorrt)
-        providers = [("TensorrtExecutionProvider", _tensorrt_options(precision, trt_cache_dir))
-                     if p == "TensorrtExecutionProvider" else p for p in wanted]
-        self.session = ort.InferenceSession(str(model_path), sess_options=settings.session_options(),
-                                            providers=providers)
+                 settings: OrtSettings | None = None, trt_cache_dir: str | Path | None = None) -> None:
+        self.session = onnx_session(model_path, device, tensorrt, settings or OrtSettings(),
+                                    _tensorrt_options(precision, trt_cache_dir))
         granted = self.session.get_providers()
-        log.info("onnxruntime embedder %s (%s): providers %s", Path(model_path).name, precision, granted)
         on_gpu = granted[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
         if precision == "fp16" and not on_gpu:
             log.warning("onnxruntime runs the fp16 model on %s: fp16 is meant for CUDA (the CPU build of "
@@ -151,8 +107,6 @@ def runtime_embedder(backend: str, precision: str, weights: Path, label: str, de
                      threads: int | None = None) -> BaseEmbedder:
     """The ``onnx`` or ``openvino`` embedder of checkpoint ``weights`` at ``precision``: its
     ONNX export, the fp16 copy (onnx on CUDA) or the static INT8 model (needs ``calibration``)."""
-    from . import quantize
-
     if backend == "onnx" and precision == "fp16" and not resolve_device(device).startswith("cuda"):
         raise FaceBenchError("onnx fp16 needs a CUDA device (--device cuda); on the CPU use fp32 or int8")
     model = onnx_model_path(weights, cache_dir)

@@ -50,7 +50,7 @@ import numpy as np
 
 from face_alignment.atomic import atomic_path
 
-from .embedder import preprocess
+from .base import preprocess
 from .onnx_export import INPUT_NAME
 
 log = logging.getLogger(__name__)

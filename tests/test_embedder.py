@@ -5,14 +5,16 @@ import torch
 
 from backbones import ARCHITECTURES, EdgeFace, Embedder, load_edgeface
 from backbones.edgeface import dequantize_state, read_checkpoint
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark import RunConfig, run_benchmark
 from face_alignment import load_image
 from tests.conftest import ALIGNED_DIR, LFW_DIR, SAMPLE_IMAGES, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")
 def crops64():
-    from benchmark.lfw import read_pairs
+    from benchmark.protocol.pairs import read_pairs
 
     images = read_pairs(LFW_DIR / "pairs.txt").images[:64]
     return np.stack([load_image(ALIGNED_DIR / p) for p in images])

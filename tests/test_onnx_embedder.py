@@ -4,18 +4,22 @@ import os
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from backbones import create_embedder
 from backbones.onnx_embedder import OnnxEmbedder, OpenVinoEmbedder
 from backbones.onnx_export import OPSET, onnx_model_path
 from backbones.quantize import fp16_model
-from benchmark.cache import FOUND, MethodResults
-from benchmark.evaluate import pair_scores, summarize
-from benchmark.lfw import read_pairs
+from benchmark.protocol.pairs import read_pairs
+from benchmark.protocol.scores import summarize
+from benchmark.run.cache import FOUND, MethodResults
 from face_alignment import load_image
 from face_alignment.errors import FaceBenchError
+from face_alignment.runtime import ORT_DEFAULTS, OrtSettings
 from tests.conftest import ALIGNED_DIR, LFW_DIR, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 EDGEFACE_XS = WEIGHTS_DIR / "edgeface" / "edgeface_xs_q.pt"
 
@@ -105,6 +109,20 @@ def test_threads_reach_the_runtimes(cache_dir, crops64):
     assert mse <= 1e-12, mse  # the thread count moves at most the last bits
 
 
+def test_session_settings_of_detectors_and_embedder(model_path):
+    """One builder of session options: the detectors' (ORT_DEFAULTS) are onnxruntime's own
+    defaults, errors-only logging aside; the embedder's default (OrtSettings()) stops spinning."""
+    plain, detectors = ort.SessionOptions(), ORT_DEFAULTS.session_options()
+    for attr in ("intra_op_num_threads", "inter_op_num_threads", "execution_mode", "graph_optimization_level",
+                 "enable_cpu_mem_arena", "enable_mem_pattern"):
+        assert getattr(detectors, attr) == getattr(plain, attr), attr
+    assert detectors.log_severity_level == 3
+    assert detectors.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    embedder = OnnxEmbedder(model_path, "cpu").session.get_session_options()
+    assert embedder.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert embedder.intra_op_num_threads == OrtSettings().intra_threads == max(1, os.cpu_count() // 2)
+
+
 def test_unsupported_combinations_are_clear_errors(cache_dir):
     with pytest.raises(FaceBenchError, match="CUDA"):
         create_embedder("onnx", "fp16", weights_dir=WEIGHTS_DIR, device="cpu", cache_dir=cache_dir)
@@ -127,4 +145,4 @@ def test_onnx_reproduces_published_lfw_accuracy(model_path):
     crops = np.stack([load_image(ALIGNED_DIR / p) for p in pairs.images])
     results = MethodResults.empty(len(pairs.images))
     results.embeddings[:], results.status[:] = OnnxEmbedder(model_path, "cpu").embed(crops), FOUND
-    assert abs(summarize(pair_scores(results, pairs))["accuracy"] - 0.9952) <= 0.0005
+    assert abs(summarize(results.score(pairs))["accuracy"] - 0.9952) <= 0.0005

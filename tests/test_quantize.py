@@ -10,12 +10,14 @@ import pytest
 from backbones.onnx_embedder import OnnxEmbedder, OpenVinoEmbedder
 from backbones.onnx_export import onnx_model_path
 from backbones.quantize import dynamic_int8_model, sensitive_nodes, static_int8_model
-from benchmark.cache import FOUND, MethodResults
-from benchmark.calibration import CALIBRATION_IMAGES, calibration_images, lfw_calibration
-from benchmark.evaluate import pair_scores, summarize
-from benchmark.lfw import read_pairs
+from benchmark.protocol.pairs import read_pairs
+from benchmark.protocol.scores import summarize
+from benchmark.run.cache import FOUND, MethodResults
+from benchmark.run.calibration import CALIBRATION_IMAGES, calibration_images, lfw_calibration
 from face_alignment import load_image
 from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")
@@ -98,4 +100,4 @@ def test_static_int8_costs_at_most_03_points_on_lfw(static_model, pairs):
     results = MethodResults.empty(len(pairs.images))
     int8 = OpenVinoEmbedder(static_model, "cpu", precision="int8")
     results.embeddings[:], results.status[:] = int8.embed(crops), FOUND
-    assert summarize(pair_scores(results, pairs))["accuracy"] >= 0.9952 - 0.003
+    assert summarize(results.score(pairs))["accuracy"] >= 0.9952 - 0.003

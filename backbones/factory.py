@@ -1,0 +1,40 @@
+"""Any embedder by backend and precision: :func:`create_embedder`. PyTorch is imported only for
+the ``torch`` backend; ``onnx`` and ``openvino`` run without it once the ONNX export is cached."""
+from __future__ import annotations
+
+from face_alignment.errors import FaceBenchError
+from face_alignment.weights import resolve_weights
+
+from .base import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS, BaseEmbedder, embedder_label
+from .onnx_embedder import runtime_embedder
+
+
+def create_embedder(backend: str = "torch", precision: str = "fp32", name: str = DEFAULT_EMBEDDER, path=None,
+                    weights_dir=None, device: str = "auto", batch_size: int = 64, quantized: bool = False,
+                    calibration=None, cache_dir=None, tensorrt: bool = False,
+                    threads: int | None = None) -> BaseEmbedder:
+    """An embedder of ``backend`` (:data:`~backbones.base.BACKENDS`) at ``precision``
+    (:data:`~backbones.base.PRECISIONS`).
+
+    ``onnx`` and ``openvino`` run the ONNX export of the checkpoint (cached under ``cache_dir``,
+    :func:`~backbones.onnx_export.default_cache_dir` by default); their ``int8`` is the static
+    INT8 model of :func:`~backbones.quantize.static_int8_model`, which needs ``calibration``
+    (a :class:`~backbones.quantize.Calibration`). ``quantized`` is the torch backend's qint8 option;
+    ``tensorrt=True`` lets onnxruntime try TensorRT before CUDA (opt-in: it first builds an engine per input shape).
+    ``threads``: the onnx / openvino runtime's threads per call (0: every core; default: half the
+    cores for onnx, made for the pipelined runner's two embedding workers, every core for openvino);
+    PyTorch's threads are process-wide (``torch.set_num_threads``), so the torch backend ignores it.
+    """
+    if backend not in BACKENDS:
+        raise FaceBenchError(f"unknown embedder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise FaceBenchError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if backend == "torch":
+        from .torch_embedder import Embedder
+
+        return Embedder.from_weights(name, path, weights_dir, device, batch_size, quantized, precision)
+    if quantized:
+        raise FaceBenchError("--quantized keeps the released qint8 PyTorch model: it needs --embedder torch "
+                             "(for INT8 on ONNX Runtime or OpenVINO use --precision int8)")
+    return runtime_embedder(backend, precision, resolve_weights(name, path, weights_dir), embedder_label(name, path),
+                            device, batch_size, calibration, cache_dir, tensorrt, threads)
