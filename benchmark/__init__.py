@@ -1,4 +1,6 @@
-"""LFW verification benchmark: protocol, metrics, runner, reports, CLI, and the notebook API
+"""The verification benchmark in layers (``docs/ARCHITECTURE.md``): ``protocol`` (pairs, folds,
+metrics, scores, image conditions), ``report`` (run folders, summary, charts, compare), ``run``
+(runner, engine, pipeline, cache, isolation), and on top the CLI and the notebook API
 (:mod:`benchmark.api`: ``run_lfw``, ``load_run``, ``plot_*``, ``compare_runs``).
 
 The names are imported on first use: every benchmark method runs in a fresh child process that
@@ -8,9 +10,9 @@ not need (about 1-2 s per method).
 from importlib import import_module
 
 _EXPORTS = {
-    "Run": "report", "load_run": "report", "compare_runs": "compare", "plot_gallery": "plots",
-    "plot_overview": "plots", "plot_roc": "plots", "run_lfw": "api", "RunConfig": "runner",
-    "run_benchmark": "runner",
+    "Run": "report.files", "load_run": "report.files", "compare_runs": "report.compare",
+    "plot_gallery": "report.plots", "plot_overview": "report.plots", "plot_roc": "report.plots", "run_lfw": "api",
+    "RunConfig": "run.runner", "run_benchmark": "run.runner",
 }
 
 __all__ = sorted(_EXPORTS)

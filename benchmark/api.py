@@ -18,10 +18,10 @@ import pandas as pd
 
 from face_alignment.errors import FaceBenchError
 
-from .compare import compare_runs
-from .plots import plot_gallery, plot_overview, plot_roc
-from .report import Run, load_run
-from .runner import RunConfig, run_benchmark
+from .report.compare import compare_runs
+from .report.files import Run, load_run
+from .report.plots import plot_gallery, plot_overview, plot_roc
+from .run.runner import RunConfig, run_benchmark
 
 __all__ = ["Run", "compare_runs", "load_run", "plot_gallery", "plot_overview", "plot_roc", "resolve_methods",
            "run_lfw"]
@@ -46,7 +46,7 @@ def run_lfw(methods: str | Sequence[str] = ("yunet", "mtcnn"), lfw_dir: str | os
             **options) -> pd.DataFrame:
     """Run the LFW benchmark (as ``facebench`` does) and return its report, one row per method.
 
-    ``options`` are :class:`~benchmark.runner.RunConfig`'s other fields: ``aligned_dir`` (adds the
+    ``options`` are :class:`~benchmark.run.runner.RunConfig`'s other fields: ``aligned_dir`` (adds the
     reference row), ``device``, ``flip``, ``max_pairs``, ``batch_size``, ``workers``, ``resume``,
     ``progress`` (the tqdm bars), ... The run folder ``out`` holds everything else (per-pair
     scores, per-image logs, charts, summary.md): read it with :func:`load_run`.

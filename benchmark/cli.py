@@ -1,4 +1,10 @@
-"""``facebench`` / ``python -m benchmark``: the command line."""
+"""``facebench`` / ``python -m benchmark``: the command line.
+
+One parser with a sub-command each (``run``, the default, ``methods``, ``fetch-lfw``,
+``compare``, ``plot``, ``speed``); options several commands take are defined once, in the parent
+parsers below. Building the parser imports no model library: each command imports what it needs
+when it runs, so ``--help``, ``compare`` and ``plot`` start without torch.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +12,11 @@ import logging
 import signal
 import sys
 
+from backbones import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS
 from face_alignment.errors import FaceBenchError
+
+from .fetch import LFW_BASE_URL
+from .report import compare
 
 DESCRIPTION = """\
 Benchmark face detectors / aligners on LFW: every method's faces aligned to the same ArcFace
@@ -15,30 +25,56 @@ verification protocol (insightface's threshold rule). Writes <out>/report.csv (o
 method), <out>/images/<method>.csv (per-image status) and <out>/scores/<method>.npz (per-pair
 distances). Interrupted runs resume from <out>/cache.
 
-Other commands:
-  facebench methods     list every detection method and whether it can run here
-  facebench fetch-lfw   download LFW (deep-funneled images + pairs.txt) and check it
-  facebench compare A B do two runs (or RUN:METHOD specs) differ significantly? delta table
-  facebench plot RUN    redraw a run's charts (overview, ROC, crop gallery) and summary.md
-  facebench speed       throughput of each stage and embedder here, pipelined vs sequential LFW pass
-"""
+Without a command, facebench runs the benchmark with the options below (the same as
+`facebench run`). `facebench COMMAND --help` describes each command."""
+
+COMMANDS = ("run", "methods", "fetch-lfw", "compare", "plot", "speed")
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    from backbones import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
 
-    p = argparse.ArgumentParser(prog="facebench", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", default="yunet,mtcnn",
-                   help="comma-separated methods, or 'all' for every method ready here (default: %(default)s)")
+
+def _parent(*adders) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    for add in adders:
+        add(parent)
+    return parent
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings and errors only")
+
+
+def _weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights-dir", help="folder with the weights (default: $FACEBENCH_WEIGHTS or checkpoints/)")
+
+
+def _data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lfw-dir", help="LFW root holding lfw-deepfunneled/ (or lfw/) and pairs.txt, or the image "
                    "folder itself (default: $FACEBENCH_LFW, data/lfw or ../shared/data/lfw)")
+    p.add_argument("--aligned-dir", help="reference-aligned 112x112 crops (e.g. <lfw-dir>/aligned-112)")
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ... "
+                   "(default: %(default)s)")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--methods", default="yunet,mtcnn",
+                   help="comma-separated methods, or 'all' for every method ready here (default: %(default)s); "
+                   "with --aligned-dir a 'reference' row is added: the embedder alone on those crops, the ceiling "
+                   "detectors are read against")
     p.add_argument("--pairs", help="pairs file: official pairs.txt (View 1 or 2), Kaggle pairs.csv, or a CSV "
                    "with header path1,path2,same (default: pairs.txt beside the images)")
-    p.add_argument("--weights-dir", help="folder with the weights (default: $FACEBENCH_WEIGHTS or checkpoints/)")
-    p.add_argument("--aligned-dir", help="reference-aligned 112x112 crops (e.g. aligned-112): adds a 'reference' "
-                   "row, the embedder alone, the ceiling detectors are read against")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default: %(default)s)")
     p.add_argument("--detect-batch", type=_positive, default=8, help="images per detector call (default: %(default)s)")
     p.add_argument("--workers", type=_positive, default=2, help="image-decoding threads (default: %(default)s)")
@@ -63,50 +99,13 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-process", dest="isolate", action="store_false",
                    help="run every method in this process instead of one child process each (for debugging: "
                    "a backend that crashes the process then ends the whole run)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings and errors only")
-    return p
 
 
-def _positive(text: str) -> int:
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
-
-
-def _methods_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facebench methods", description="List detection methods and their status.")
-    p.add_argument("--weights-dir", help="folder with the weights (default: $FACEBENCH_WEIGHTS or checkpoints/)")
-    return p
-
-
-def _fetch_parser() -> argparse.ArgumentParser:
-    from .fetch import LFW_BASE_URL
-
-    p = argparse.ArgumentParser(prog="facebench fetch-lfw", description="Download LFW deep-funneled images and "
-                                "pairs.txt, check their md5, and unpack them into --data-dir.")
-    p.add_argument("--data-dir", default="data/lfw", help="destination (default: %(default)s)")
-    p.add_argument("--base-url", default=LFW_BASE_URL, help="where the files are published (default: %(default)s)")
-    return p
-
-
-def _compare_parser() -> argparse.ArgumentParser:
-    from . import compare
-
-    p = argparse.ArgumentParser(prog="facebench compare", description="Do two runs (their common methods) or "
-                                "two methods (RUN:METHOD) differ significantly? Per-pair decisions at the protocol's "
-                                "fold thresholds; paired bootstrap 95% CI of the accuracy difference B - A and "
-                                "McNemar's test; a delta table of accuracy, AUC, EER, success rate, time and memory "
-                                "ratios. Exit status 1 when a regression is flagged (significant accuracy drop, time "
-                                "or memory beyond the tolerance), 2 on an error.")
+def _compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="run folder (compare its methods with B's), or RUN:METHOD")
     p.add_argument("b", metavar="B", help="run folder, or RUN:METHOD (the same kind as A)")
-    p.add_argument("--bootstrap", type=_positive, default=compare.N_BOOTSTRAP, help="bootstrap resamples (default: "
-                   "%(default)s)")
+    p.add_argument("--bootstrap", type=_positive, default=compare.N_BOOTSTRAP,
+                   help="bootstrap resamples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=compare.SEED, help="bootstrap seed (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=compare.ALPHA, help="significance level (default: %(default)s)")
     p.add_argument("--time-tolerance", type=float, default=compare.TIME_TOLERANCE,
@@ -114,25 +113,67 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-tolerance", type=float, default=compare.MEMORY_TOLERANCE,
                    help="flag B's peak memory above A's by more than this fraction (default: %(default)s)")
     p.add_argument("--csv", help="also write the table to this CSV file")
-    p.add_argument("--quiet", action="store_true", help="warnings and errors only")
-    return p
 
 
-def _plot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facebench plot", description="Redraw the charts (overview.png, roc.png, "
-                                "gallery.png) and summary.md of a finished run, beside its report.csv.")
-    p.add_argument("run", metavar="RUN", help="the run's output folder (its --out)")
-    p.add_argument("--lfw-dir", help="LFW images for the crop gallery (default: where the run read them, "
-                   "from its run.json)")
-    p.add_argument("--aligned-dir", help="reference crops for the gallery's reference column (default: the run's)")
-    p.add_argument("--quiet", action="store_true", help="warnings and errors only")
-    return p
+def _speed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--embedder", default="torch,onnx",
+                   help=f"embedder backends of the end-to-end pass, comma-separated, from {', '.join(BACKENDS)} "
+                   "(default: %(default)s)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="its precision (default: %(default)s)")
+    p.add_argument("--methods", help="comma-separated detectors for the stage section (default: every ready one; "
+                   "with --quick: yunet)")
+    p.add_argument("--repeats", type=_positive, help="rounds per throughput (default: 5, --quick 2)")
+    p.add_argument("--cache-dir", help="where exported / quantized ONNX models are kept (default: "
+                   "~/.cache/facebench/onnx)")
+    p.add_argument("--sections", default="1,2,3", help="which sections to run, e.g. 1 or 2,3 (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="small samples, 40 pairs end to end, fp32 embedders only, "
+                   "no accuracy section: a check that everything runs, not a measurement")
 
 
-def _speed_parser() -> argparse.ArgumentParser:
-    from .speed import parser
+SPEED_DESCRIPTION = """\
+How fast each stage runs on this machine, in three sections: (1) a full LFW pass (6,000 pairs) with
+YuNet and the embedder, models loaded: the pipelined runner against a plain sequential loop (wall
+time, CPU time, peak RSS, accuracy, their ratio); (2) images per second of decoding, of each ready
+detector and of alignment; (3) the embedder per backend and precision at batch 64 on the reference
+crops (aligned-112): images per second, ratio to PyTorch fp32, LFW accuracy, agreement with PyTorch
+fp32, model size, and onnxruntime's CPU settings. Throughputs are medians over rounds in which the
+compared paths take turns. Timings are only comparable on one machine, when it is otherwise idle."""
 
-    return parser()
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``facebench`` parser: the run's options at the top level (no command runs the
+    benchmark) and one sub-parser per command."""
+    quiet, weights, data, device = _parent(_quiet), _parent(_weights), _parent(_data), _parent(_device)
+    run = _parent(_run_options)
+    run_parents = [run, data, weights, device, quiet]
+    parser = argparse.ArgumentParser(prog="facebench", description=DESCRIPTION, parents=run_parents,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands.add_parser("run", parents=run_parents, help="run the benchmark (the default)",
+                        description="Run the benchmark: " + DESCRIPTION.split("\n\n")[0])
+    commands.add_parser("methods", parents=[weights, quiet], help="list every detection method and whether it can "
+                        "run here", description="List detection methods and their status.")
+    fetch = commands.add_parser("fetch-lfw", parents=[quiet], help="download LFW (deep-funneled images + pairs.txt)",
+                                description="Download LFW deep-funneled images and pairs.txt, check their md5, and "
+                                "unpack them into --data-dir.")
+    fetch.add_argument("--data-dir", default="data/lfw", help="destination (default: %(default)s)")
+    fetch.add_argument("--base-url", default=LFW_BASE_URL, help="where the files are published (default: %(default)s)")
+    commands.add_parser("compare", parents=[_parent(_compare_options), quiet],
+                        help="do two runs (or RUN:METHOD specs) differ significantly? a delta table",
+                        description="Do two runs (their common methods) or two methods (RUN:METHOD) differ "
+                        "significantly? Per-pair decisions at the protocol's fold thresholds; paired bootstrap 95%% "
+                        "CI of the accuracy difference B - A and McNemar's test; a delta table of accuracy, AUC, "
+                        "EER, success rate, time and memory ratios. Exit status 1 when a regression is flagged "
+                        "(significant accuracy drop, time or memory beyond the tolerance), 2 on an error.")
+    plot = commands.add_parser("plot", parents=[data, quiet], help="redraw a run's charts and summary.md",
+                               description="Redraw the charts (overview.png, roc.png, gallery.png) and summary.md of "
+                               "a finished run, beside its report.csv. The image folders default to those the run "
+                               "read (its run.json).")
+    plot.add_argument("run", metavar="RUN", help="the run's output folder (its --out)")
+    commands.add_parser("speed", parents=[_parent(_speed_options), data, weights, device, quiet],
+                        help="throughput of each stage and embedder here; pipelined vs sequential LFW pass",
+                        description=SPEED_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
 
 
 def _raise_interrupt(signum, frame):
@@ -140,32 +181,14 @@ def _raise_interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = argv[0] if argv and argv[0] in ("methods", "fetch-lfw", "run", "compare", "plot", "speed") else "run"
-    args_in = argv[1:] if argv and argv[0] == command else argv
-    parser = {"methods": _methods_parser, "fetch-lfw": _fetch_parser, "run": _run_parser, "compare": _compare_parser,
-              "plot": _plot_parser, "speed": _speed_parser}[command]()
-    args = parser.parse_args(args_in)
-    quiet = getattr(args, "quiet", False)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    command = args.command or "run"
     try:
-        if command == "methods":
-            return _list_methods(args)
-        if command == "fetch-lfw":
-            from .fetch import fetch_lfw
-
-            fetch_lfw(args.data_dir, args.base_url)
-            return 0
-        if command == "compare":
-            return _compare(args)
-        if command == "plot":
-            return _plot(args)
-        if command == "speed":
-            from .speed import run as run_speed
-
-            return run_speed(args)
-        return _run(args)
+        return {"run": _run, "methods": _list_methods, "fetch-lfw": _fetch, "compare": _compare, "plot": _plot,
+                "speed": _speed}[command](args)
     except FaceBenchError as exc:
         print(f"facebench: error: {exc}", file=sys.stderr)
         return 2
@@ -175,39 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _compare(args) -> int:
-    """Print the delta table; exit status 1 when a regression is flagged (for CI)."""
-    from .compare import compare_runs, format_comparison
-
-    table = compare_runs(args.a, args.b, n_boot=args.bootstrap, seed=args.seed, alpha=args.alpha,
-                    time_tolerance=args.time_tolerance, memory_tolerance=args.memory_tolerance)
-    print(format_comparison(table, args.alpha))
-    if args.csv:
-        table.to_csv(args.csv, index=False)
-        logging.getLogger(__name__).info("comparison written to %s", args.csv)
-    return 1 if (table["regressions"] != "").any() else 0
-
-
-def _plot(args) -> int:
-    from .lfw import find_image_root
-    from .summary import redraw_run
-
-    image_root = find_image_root(args.lfw_dir) if args.lfw_dir else None
-    return 0 if redraw_run(args.run, image_root=image_root, aligned_dir=args.aligned_dir) else 1
-
-
-def _list_methods(args) -> int:
-    from face_alignment import list_methods
-
-    for status in list_methods(args.weights_dir):
-        mark = "ready" if status.ready else "missing"
-        print(f"{status.name:18s} {mark:8s} {status.reason if status.reason != 'ready' else ''}  {status.description}")
-    return 0
-
-
 def _run(args) -> int:
     from .api import resolve_methods
-    from .runner import RunConfig, run_benchmark
+    from .run.runner import RunConfig, run_benchmark
 
     methods = resolve_methods(args.methods, args.weights_dir)
     config = RunConfig(
@@ -233,6 +226,53 @@ def _print_summary(rows: list[dict]) -> None:
             continue
         print(f"{r['method']:18s} {r['accuracy']:9.4f} {r['accuracy_std']:7.4f} {r['accuracy_found']:9.4f} "
               f"{r['success_rate']:8.4f} {r['roc_auc']:7.4f} {r['eer']:7.4f} {r.get('detect_ms_median', 0):7.2f}")
+
+
+def _list_methods(args) -> int:
+    from face_alignment import list_methods
+
+    for status in list_methods(args.weights_dir):
+        mark = "ready" if status.ready else "missing"
+        print(f"{status.name:18s} {mark:8s} {status.reason if status.reason != 'ready' else ''}  {status.description}")
+    return 0
+
+
+def _fetch(args) -> int:
+    from .fetch import fetch_lfw
+
+    fetch_lfw(args.data_dir, args.base_url)
+    return 0
+
+
+def _compare(args) -> int:
+    """Print the delta table; exit status 1 when a regression is flagged (for CI)."""
+    table = compare.compare_runs(args.a, args.b, n_boot=args.bootstrap, seed=args.seed, alpha=args.alpha,
+                                 time_tolerance=args.time_tolerance, memory_tolerance=args.memory_tolerance)
+    print(compare.format_comparison(table, args.alpha))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        logging.getLogger(__name__).info("comparison written to %s", args.csv)
+    return 1 if (table["regressions"] != "").any() else 0
+
+
+def _plot(args) -> int:
+    from .protocol.lfw import find_image_root
+    from .report.summary import redraw_run
+
+    image_root = find_image_root(args.lfw_dir) if args.lfw_dir else None
+    return 0 if redraw_run(args.run, image_root=image_root, aligned_dir=args.aligned_dir) else 1
+
+
+def _speed(args) -> int:
+    from .speed import SpeedOptions, run
+
+    def names(text: str | None) -> tuple[str, ...] | None:
+        return tuple(n.strip() for n in text.split(",") if n.strip()) if text else None
+
+    run(SpeedOptions(args.lfw_dir, args.aligned_dir, args.weights_dir, args.device, names(args.embedder) or (),
+                     args.precision, names(args.methods), args.repeats, args.cache_dir,
+                     names(args.sections) or (), args.quick))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""``facebench speed`` (``python -m benchmark speed``, ``make bench-speed``): how fast each stage
-runs on this machine, and what the pipelined runner gains over a plain loop.
+"""``facebench speed`` (``make bench-speed``): how fast each stage runs on this machine, and what
+the pipelined runner gains over a plain loop. :func:`run` prints each section and returns its
+measurements (:class:`SpeedReport`).
 
 Sections, in the order they run and print:
 
 1. end to end: a full LFW pass (6,000 pairs; ``--quick``: 40) with YuNet and the embedder
    (each backend of ``--embedder``), models already loaded: the pipelined runner
-   (:mod:`benchmark.pipeline`) against a plain sequential loop (decode, detect, align one image
+   (:mod:`benchmark.run.pipeline`) against a plain sequential loop (decode, detect, align one image
    after another, embed each batch of 64 as it fills, each library on every core), wall time,
    CPU time (and so the cores kept busy), peak RSS and accuracy of each (they must be equal;
    wall time: the median of 3 rounds, the two passes taking turns): an
@@ -23,7 +24,6 @@ every compared path runs once, in turn, so that paths compared share the machine
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
@@ -33,23 +33,33 @@ from pathlib import Path
 
 import numpy as np
 
-from backbones import DEFAULT_EMBEDDER
-from backbones.embedder import BACKENDS, PRECISIONS, create_embedder
+from backbones import (
+    BACKENDS,
+    DEFAULT_EMBEDDER,
+    OnnxEmbedder,
+    OrtSettings,
+    create_embedder,
+    dynamic_int8_model,
+    onnx_model_path,
+)
 from face_alignment import align_face, create_detector, list_methods, load_image
 from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import resolve_device
+from face_alignment.weights import resolve_weights
 
-from .cache import FOUND, UNREADABLE, MethodResults
-from .calibration import lfw_calibration
-from .evaluate import pair_scores, summarize
-from .lfw import PairList, find_image_root, find_pairs_file, read_pairs, subset_pairs
-from .pipeline import process_images, safe_load
-from .runner import default_lfw_dir, detector_cropper
-from .sysinfo import PeakMemory
+from .protocol.lfw import find_lfw_dir, lfw_protocol
+from .protocol.pairs import PairList, subset_pairs
+from .protocol.scores import pair_scores, summarize
+from .run.cache import UNREADABLE, MethodResults
+from .run.calibration import lfw_calibration
+from .run.cropping import detector_cropper
+from .run.pipeline import process_images, safe_load
+from .run.sysinfo import PeakMemory
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
+SECTIONS = ("1", "2", "3")
 
 
 @dataclass(frozen=True)
@@ -70,30 +80,21 @@ FULL = Sizes(None, 3, 256, 32, 512, 5, True, True)
 QUICK = Sizes(40, 1, 16, 8, 64, 2, False, False)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facebench speed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lfw-dir", help="LFW root with lfw-deepfunneled/, pairs.txt and aligned-112/ (default: "
-                   "$FACEBENCH_LFW, data/lfw or ../shared/data/lfw)")
-    p.add_argument("--aligned-dir", help="reference crops (default: <lfw-dir>/aligned-112)")
-    p.add_argument("--weights-dir", help="folder with the weights (default: $FACEBENCH_WEIGHTS or checkpoints/)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda ...")
-    p.add_argument("--embedder", default="torch,onnx",
-                   help=f"embedder backends of the end-to-end pass, comma-separated, from {', '.join(BACKENDS)} "
-                   "(default: %(default)s)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="its precision (default: %(default)s)")
-    p.add_argument("--methods", help="comma-separated detectors for the stage section (default: every ready one; "
-                   "with --quick: yunet)")
-    p.add_argument("--repeats", type=int, help=f"rounds per throughput (default: {FULL.repeats}, --quick "
-                   f"{QUICK.repeats})")
-    p.add_argument("--cache-dir", help="where exported / quantized ONNX models are kept (default: "
-                   "~/.cache/facebench/onnx)")
-    p.add_argument("--sections", default="1,2,3", help="which sections to run, e.g. 1 or 2,3 (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="small samples, 40 pairs end to end, fp32 embedders only, "
-                   "no accuracy section: a check that everything runs, not a measurement")
-    p.add_argument("--quiet", action="store_true", help="warnings and errors only")
-    return p
+@dataclass(frozen=True)
+class SpeedOptions:
+    """What ``facebench speed`` measures (its flags)."""
+
+    lfw_dir: str | None = None
+    aligned_dir: str | None = None
+    weights_dir: str | None = None
+    device: str = "auto"
+    backends: tuple[str, ...] = ("torch", "onnx")
+    precision: str = "fp32"
+    methods: tuple[str, ...] | None = None  # detectors of section 2 (None: every ready one; --quick: yunet)
+    repeats: int | None = None
+    cache_dir: str | None = None
+    sections: tuple[str, ...] = SECTIONS
+    quick: bool = False
 
 
 @dataclass
@@ -104,32 +105,89 @@ class _Data:
     weights_dir: str | None
 
 
-def run(args) -> int:
-    """Measure and print every section (see the module docstring)."""
-    sizes = QUICK if args.quick else FULL
-    backends = _backends(args.embedder)
-    if args.repeats:
-        sizes = replace(sizes, repeats=max(1, args.repeats))
-    lfw_dir = args.lfw_dir or default_lfw_dir()
-    if lfw_dir is None:
-        raise FaceBenchError("no LFW folder given or found: pass --lfw-dir")
-    image_root = find_image_root(lfw_dir)
-    data = _Data(read_pairs(find_pairs_file(lfw_dir, image_root)), image_root,
-                 Path(args.aligned_dir) if args.aligned_dir else Path(lfw_dir) / "aligned-112", args.weights_dir)
-    if not data.aligned_dir.is_dir():
-        raise FaceBenchError(f"no reference crops at {data.aligned_dir}: pass --aligned-dir")
-    device = resolve_device(args.device)
-    print(f"facebench speed on {_machine()} ({device}){' --quick' if args.quick else ''}; throughput = median "
-          f"(min..max) over {sizes.repeats} rounds, compared paths interleaved")
-    sections = {s.strip() for s in args.sections.split(",")}
-    if "1" in sections:
-        end_to_end(data, args, sizes, backends)
-    if "2" in sections:
-        methods = args.methods.split(",") if args.methods else (["yunet"] if args.quick else None)
-        stages(data, device, methods, sizes)
-    if "3" in sections:
-        embedders(data, device, args.cache_dir, sizes)
-    return 0
+@dataclass(frozen=True)
+class Rates:
+    """Images per second of one path, one value per round."""
+
+    name: str
+    per_round: tuple[float, ...]
+    device: str = ""
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.per_round))
+
+    def __str__(self) -> str:
+        return f"{self.median:8.1f}  ({min(self.per_round):.1f}..{max(self.per_round):.1f})"
+
+
+@dataclass(frozen=True)
+class PassTiming:
+    """Section 1: one kind of end-to-end pass with one embedder backend, over its rounds."""
+
+    backend: str
+    name: str  # "pipelined runner" or "sequential loop"
+    walls: tuple[float, ...]
+    cpus: tuple[float, ...]
+    peak_rss_mb: float
+    accuracies: tuple[float, ...]
+    device: str
+
+    @property
+    def median_round(self) -> int:
+        return int(np.argsort(self.walls)[len(self.walls) // 2])
+
+
+@dataclass(frozen=True)
+class EmbedderTiming:
+    """Section 3: one embedder path; ``accuracy`` etc. only where it was scored."""
+
+    rates: Rates
+    ratio: float  # throughput / torch fp32
+    accuracy: float | None = None
+    points_vs_torch: float | None = None
+    mse_vs_torch: float | None = None
+    max_cosine_distance: float | None = None
+    model_mb: float | None = None
+
+
+@dataclass
+class SpeedReport:
+    """Every section's measurements (those of the sections that ran)."""
+
+    machine: str
+    device: str
+    passes: list[PassTiming]
+    stages: list[Rates]
+    detectors_not_run: dict[str, str]
+    embedders: list[EmbedderTiming]
+    embedders_not_run: dict[str, str]
+
+
+def run(options: SpeedOptions) -> SpeedReport:
+    """Measure and print every section (see the module docstring); returns the measurements."""
+    sizes = QUICK if options.quick else FULL
+    _check_backends(options.backends)
+    if options.repeats:
+        sizes = replace(sizes, repeats=max(1, options.repeats))
+    lfw_dir = find_lfw_dir(options.lfw_dir)
+    protocol = lfw_protocol(lfw_dir)
+    aligned_dir = Path(options.aligned_dir) if options.aligned_dir else lfw_dir / "aligned-112"
+    if not aligned_dir.is_dir():
+        raise FaceBenchError(f"no reference crops at {aligned_dir}: pass --aligned-dir")
+    data = _Data(protocol.pairs, protocol.image_root, aligned_dir, options.weights_dir)
+    device = resolve_device(options.device)
+    report = SpeedReport(_machine(), device, [], [], {}, [], {})
+    print(f"facebench speed on {report.machine} ({device}){' --quick' if options.quick else ''}; throughput = "
+          f"median (min..max) over {sizes.repeats} rounds, compared paths interleaved")
+    if "1" in options.sections:
+        report.passes = end_to_end(data, options, sizes)
+    if "2" in options.sections:
+        methods = options.methods or (("yunet",) if options.quick else None)
+        report.stages, report.detectors_not_run = stages(data, device, methods, sizes)
+    if "3" in options.sections:
+        report.embedders, report.embedders_not_run = embedders(data, device, options.cache_dir, sizes)
+    return report
 
 
 def _machine() -> str:
@@ -143,7 +201,7 @@ def _machine() -> str:
     return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
-def _rates(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list[float]]:
+def _rates(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[float, ...]]:
     """Images per second of each path, ``repeats`` interleaved rounds after one warm-up call."""
     for work in paths.values():
         work()
@@ -153,36 +211,33 @@ def _rates(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, list[
             start = time.perf_counter()
             count = work()
             rates[name].append(count / (time.perf_counter() - start))
-    return rates
-
-
-def _fmt(rates: list[float]) -> str:
-    return f"{np.median(rates):8.1f}  ({min(rates):.1f}..{max(rates):.1f})"
+    return {name: tuple(values) for name, values in rates.items()}
 
 
 # -- 1. end to end ---------------------------------------------------------------------------------
 
-def end_to_end(data: _Data, args, sizes: Sizes, backends: list[str]) -> None:
+def end_to_end(data: _Data, options: SpeedOptions, sizes: Sizes) -> list[PassTiming]:
     pairs = subset_pairs(data.pairs, sizes.pairs // 20) if sizes.pairs else data.pairs
-    cropper = detector_cropper(create_detector("yunet", device=args.device, weights_dir=data.weights_dir))
-    calibration = _calibration(data) if args.precision == "int8" else None
+    cropper = detector_cropper(create_detector("yunet", device=options.device, weights_dir=data.weights_dir))
+    calibration = _calibration(data) if options.precision == "int8" else None
     cores = os.cpu_count() or 1
     print(f"\n1. end to end: {len(pairs)} pairs, {len(pairs.images)} images, yunet + {DEFAULT_EMBEDDER} "
-          f"({args.precision}), models loaded. The sequential loop leaves each library its own threading "
+          f"({options.precision}), models loaded. The sequential loop leaves each library its own threading "
           f"(every core); the pipelined runner shares the {cores} cores between its stages. CPU = the "
           "process's CPU time; cores = CPU / wall, how busy the pass kept the machine (spinning threads count).")
-    for backend in backends:
+    timings = []
+    for backend in options.backends:
         def build(threads: int | None, backend=backend):
-            return create_embedder(backend, args.precision, DEFAULT_EMBEDDER, weights_dir=data.weights_dir,
-                                   device=args.device, batch_size=EMBED_BATCH, calibration=calibration,
-                                   cache_dir=args.cache_dir, threads=threads)
+            return create_embedder(backend, options.precision, DEFAULT_EMBEDDER, weights_dir=data.weights_dir,
+                                   device=options.device, batch_size=EMBED_BATCH, calibration=calibration,
+                                   cache_dir=options.cache_dir, threads=threads)
 
         passes = {  # name: (the embedder's threads per call, the pass)
             "pipelined runner": (None, lambda e, r: process_images(pairs.images, data.image_root, cropper, e, r,
                                                                    progress=False)),
             "sequential loop": (0, lambda e, r: sequential_pass(pairs.images, data.image_root, cropper, e, r)),
         }
-        timed: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in passes}
+        rounds: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in passes}
         device = ""
         for _ in range(sizes.pass_rounds):  # the two passes take turns, so that they share the machine's load
             for name, (threads, work) in passes.items():
@@ -192,29 +247,36 @@ def end_to_end(data: _Data, args, sizes: Sizes, backends: list[str]) -> None:
                     cpu, start = time.process_time(), time.perf_counter()
                     work(embedder, results)
                     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-                timed[name].append((wall, cpu, memory.peak_rss_mb, summarize(pair_scores(results, pairs))["accuracy"]))
+                rounds[name].append((wall, cpu, memory.peak_rss_mb, summarize(results.score(pairs))["accuracy"]))
                 del embedder
-        median_wall = {}
-        for name, rounds in timed.items():
-            walls, cpus, rss, accuracies = (np.array(column) for column in zip(*rounds))
-            i = int(np.argsort(walls)[len(walls) // 2])  # the median round (pass_rounds is odd)
-            median_wall[name] = walls[i]
-            print(f"   {backend:8s} {name:17s} wall {walls[i]:6.1f} s ({walls.min():.1f}..{walls.max():.1f})   CPU "
-                  f"{cpus[i]:6.1f} s ({cpus[i] / walls[i]:4.2f} cores)   peak RSS {rss.max():5.0f} MB   accuracy "
-                  f"{accuracies[0]:.4f}{'' if np.all(accuracies == accuracies[0]) else ' VARIES'}  ({device})")
-        acc_p, acc_s = (timed[name][0][3] for name in passes)
-        print(f"   {backend:8s} pipelined / sequential wall time "
-              f"{median_wall['pipelined runner'] / median_wall['sequential loop']:.2f}x (medians of "
-              f"{sizes.pass_rounds}); accuracy {'equal' if acc_p == acc_s else f'DIFFERS ({acc_p - acc_s:+.4f})'}")
+        backend_timings = [PassTiming(backend, name, *map(tuple, zip(*[r[:2] for r in runs])),
+                                      max(r[2] for r in runs), tuple(r[3] for r in runs), device)
+                           for name, runs in rounds.items()]
+        for timing in backend_timings:
+            _print_pass(timing)
+        pipelined, sequential = backend_timings
+        i, j = pipelined.median_round, sequential.median_round
+        equal = pipelined.accuracies[0] == sequential.accuracies[0]
+        print(f"   {backend:8s} pipelined / sequential wall time {pipelined.walls[i] / sequential.walls[j]:.2f}x "
+              f"(medians of {sizes.pass_rounds}); accuracy "
+              f"{'equal' if equal else f'DIFFERS ({pipelined.accuracies[0] - sequential.accuracies[0]:+.4f})'}")
+        timings += backend_timings
+    return timings
 
 
-def _backends(spec: str) -> list[str]:
-    backends = [b.strip() for b in spec.split(",") if b.strip()]
+def _print_pass(t: PassTiming) -> None:
+    walls, i = np.array(t.walls), t.median_round
+    same = all(a == t.accuracies[0] for a in t.accuracies)
+    print(f"   {t.backend:8s} {t.name:17s} wall {walls[i]:6.1f} s ({walls.min():.1f}..{walls.max():.1f})   CPU "
+          f"{t.cpus[i]:6.1f} s ({t.cpus[i] / walls[i]:4.2f} cores)   peak RSS {t.peak_rss_mb:5.0f} MB   accuracy "
+          f"{t.accuracies[0]:.4f}{'' if same else ' VARIES'}  ({t.device})")
+
+
+def _check_backends(backends: tuple[str, ...]) -> None:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
-        raise FaceBenchError(f"--embedder: unknown backend {', '.join(unknown) or repr(spec)}; "
+        raise FaceBenchError(f"--embedder: unknown backend {', '.join(unknown) or '(none given)'}; "
                              f"choose from {', '.join(BACKENDS)}")
-    return backends
 
 
 def sequential_pass(images: list[str], root: Path, cropper, embedder, results: MethodResults) -> MethodResults:
@@ -248,7 +310,9 @@ def _calibration(data: _Data):
 
 # -- 2. stages ---------------------------------------------------------------------------------------
 
-def stages(data: _Data, device: str, methods: list[str] | None, sizes: Sizes) -> None:
+def stages(data: _Data, device: str, methods: tuple[str, ...] | None,
+           sizes: Sizes) -> tuple[list[Rates], dict[str, str]]:
+    """Decode, align and each detector's images per second; and the detectors that could not run."""
     sample = [data.image_root / p for p in data.pairs.images[:sizes.stage_images]]
     images = [load_image(p) for p in sample]
     few = images[:sizes.detector_images]
@@ -268,17 +332,23 @@ def stages(data: _Data, device: str, methods: list[str] | None, sizes: Sizes) ->
 
     print(f"\n2. stages (images/s; decode and align on {len(sample)} LFW images, detectors on {len(few)} "
           "in batches of 8)")
-    for name, rates in _rates({"decode (1 thread)": decode, "align": align}, sizes.repeats).items():
-        print(f"   {name:28s} {_fmt(rates)}")
-    names = methods or [s.name for s in list_methods(data.weights_dir) if s.ready]
-    for name in names:
+    measured = [Rates(name, rates, "cpu") for name, rates in
+                _rates({"decode (1 thread)": decode, "align": align}, sizes.repeats).items()]
+    for rates in measured:
+        print(f"   {rates.name:28s} {rates}")
+    not_run = {}
+    for name in methods or [s.name for s in list_methods(data.weights_dir) if s.ready]:
         try:
             detector = create_detector(name, device=device, weights_dir=data.weights_dir)
         except (FaceBenchError, ImportError, RuntimeError, OSError) as exc:
+            not_run[name] = str(exc)
             print(f"   detect {name:21s} not run: {exc}")
             continue
-        rates = _rates({name: lambda d=detector: _detect_all(d, few)}, sizes.repeats)[name]
-        print(f"   detect {name:21s} {_fmt(rates)}   on {detector.device}")
+        rates = Rates(f"detect {name}", _rates({name: lambda d=detector: _detect_all(d, few)}, sizes.repeats)[name],
+                      detector.device)
+        measured.append(rates)
+        print(f"   {rates.name:28s} {rates}   on {rates.device}")
+    return measured, not_run
 
 
 def _detect_all(detector, images: list[np.ndarray], batch: int = 8) -> int:
@@ -301,9 +371,6 @@ class EmbedPath:
 
 def embed_paths(data: _Data, device: str, cache_dir, every_path: bool = True) -> list[EmbedPath]:
     """PyTorch fp32 first (the baseline), then every other backend and precision that runs here."""
-    from backbones.onnx_embedder import OrtSettings
-    from backbones.quantize import dynamic_int8_model
-
     def make(backend: str, precision: str) -> Callable[[], object]:
         calibration = _calibration(data) if precision == "int8" else None
         return lambda: create_embedder(backend, precision, DEFAULT_EMBEDDER, weights_dir=data.weights_dir,
@@ -332,77 +399,64 @@ def embed_paths(data: _Data, device: str, cache_dir, every_path: bool = True) ->
 
 def _onnx(data: _Data, device: str, cache_dir, precision: str = "fp32", derive=None, settings=None) -> object:
     """An onnxruntime embedder on the ONNX export, or on ``derive(export)``, with ``settings``."""
-    from backbones.onnx_embedder import OnnxEmbedder, OrtSettings
-    from backbones.onnx_export import onnx_model_path
-    from face_alignment.weights import resolve_weights
-
     weights = resolve_weights(DEFAULT_EMBEDDER, None, data.weights_dir)
     model = onnx_model_path(weights, cache_dir)
     return OnnxEmbedder(derive(model) if derive else model, device, EMBED_BATCH, DEFAULT_EMBEDDER, weights,
                         precision, settings=settings or OrtSettings())
 
 
-def embedders(data: _Data, device: str, cache_dir, sizes: Sizes) -> None:
+def embedders(data: _Data, device: str, cache_dir, sizes: Sizes) -> tuple[list[EmbedderTiming], dict[str, str]]:
+    """Each embedder path's throughput (and quality where scored); and the paths that could not run."""
     crops = np.stack([load_image(data.aligned_dir / p) for p in data.pairs.images[:sizes.embed_crops]])
     built: dict[str, object] = {}
-    skipped: dict[str, str] = {}
+    not_run: dict[str, str] = {}
     scored: set[str] = set()
     for path in embed_paths(data, device, cache_dir, sizes.every_path):
         try:
             built[path.label] = path.build()
         except (FaceBenchError, ImportError, RuntimeError) as exc:  # a backend missing here
-            skipped[path.label] = str(exc)
+            not_run[path.label] = str(exc)
             continue
         if path.scored:
             scored.add(path.label)
     rates = _rates({label: lambda e=e: len(e.embed(crops)) for label, e in built.items()}, sizes.repeats)
-    base = np.median(rates["torch fp32"])
+    base = float(np.median(rates["torch fp32"]))
     print(f"\n3. embedder (batch {EMBED_BATCH}, {len(crops)} aligned LFW crops; x = throughput / torch fp32)")
     quality = _quality(data, {k: built[k] for k in built if k in scored}) if sizes.score else {}
     print(f"   {'path':28s} {'img/s':>8s}  {'(min..max)':16s} {'x':>5s}  {'LFW acc':>7s} {'d pts':>6s}  "
           f"{'MSE':>8s} {'max cos d':>9s}  {'MB':>5s}")
+    timings = []
     for label, embedder in built.items():
-        line = f"   {label:28s} {_fmt(rates[label]):26s} {np.median(rates[label]) / base:5.2f}"
-        if label in quality:
-            acc, delta, mse, cos = quality[label]
-            line += f"  {acc:7.4f} {delta:+6.2f}  {mse:8.1e} {cos:9.1e}"
+        model = getattr(embedder, "model_path", None)
+        timing = EmbedderTiming(Rates(label, rates[label], embedder.device), float(np.median(rates[label])) / base,
+                                *quality.get(label, ()),
+                                model_mb=os.path.getsize(model) / 2**20 if model is not None else None)
+        timings.append(timing)
+        line = f"   {label:28s} {timing.rates!s:26s} {timing.ratio:5.2f}"
+        if timing.accuracy is not None:
+            line += (f"  {timing.accuracy:7.4f} {timing.points_vs_torch:+6.2f}  {timing.mse_vs_torch:8.1e} "
+                     f"{timing.max_cosine_distance:9.1e}")
         elif sizes.score:
             line += f"  {'(same model as onnx fp32)':>34s}"
-        model = getattr(embedder, "model_path", None)
-        if model is not None:
-            line += f"  {os.path.getsize(model) / 2**20:5.2f}"
+        if timing.model_mb is not None:
+            line += f"  {timing.model_mb:5.2f}"
         print(line)
-    for label, reason in skipped.items():
+    for label, reason in not_run.items():
         print(f"   {label:28s} not run: {reason}")
+    return timings, not_run
 
 
 def _quality(data: _Data, built: dict[str, object]) -> dict[str, tuple[float, float, float, float]]:
     """LFW accuracy of each embedder on all reference crops (6,000 pairs), its difference to
     torch fp32 in points, and its MSE and max cosine distance to torch fp32's embeddings."""
-    n = len(data.pairs.images)
     crops = np.stack([load_image(data.aligned_dir / p) for p in data.pairs.images])
+    found = np.ones(len(crops), bool)
     out, ref, ref_acc = {}, None, 0.0
     for label, embedder in built.items():
-        results = MethodResults.empty(n)
-        results.embeddings[:] = embedder.embed(crops)
-        results.status[:] = FOUND
-        accuracy = summarize(pair_scores(results, data.pairs))["accuracy"]
+        e = embedder.embed(crops)
+        accuracy = summarize(pair_scores(e, found, data.pairs))["accuracy"]
         if ref is None:
-            ref, ref_acc = results.embeddings.copy(), accuracy
-        e = results.embeddings
+            ref, ref_acc = e, accuracy
         out[label] = (accuracy, 100.0 * (accuracy - ref_acc), float(np.mean((e - ref) ** 2)),
                       float(np.max(1.0 - np.sum(e * ref, axis=1))))
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    return run(args)
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -5,9 +5,11 @@ from matplotlib.figure import Figure
 
 import benchmark
 from benchmark.api import resolve_methods
-from benchmark.report import COLUMNS
+from benchmark.report.files import COLUMNS
 from face_alignment.errors import FaceBenchError
 from tests.conftest import ALIGNED_DIR, LFW_DIR, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from face_alignment import load_image
 from face_alignment.errors import ImageError
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 
+pytestmark = pytest.mark.shared
+
 SOURCE = "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"  # a frontal face every detector finds
 #: real LFW pairs (same, different) that keep the run's metrics meaningful beside the bad files
 GOOD_PAIRS = [

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.compare import (
+from benchmark.protocol.metrics import kfold_accuracy, kfold_decisions
+from benchmark.protocol.scores import PairScores, summarize
+from benchmark.report.compare import (
     RunMismatchError,
     bootstrap_ci,
     compare_runs,
@@ -13,10 +15,8 @@ from benchmark.compare import (
     mcnemar,
     paired_test,
 )
-from benchmark.evaluate import PairScores, summarize
-from benchmark.metrics import kfold_accuracy, kfold_decisions
-from benchmark.report import load_run, write_report, write_run_info
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.report.files import load_run, write_report, write_run_info
+from benchmark.run.runner import RunConfig, run_benchmark
 from tests.conftest import ALIGNED_DIR, LFW_DIR, WEIGHTS_DIR
 
 N_FOLDS = 10
@@ -165,6 +165,7 @@ def real_runs(tmp_path_factory):
     return root / "plain", root / "flip"
 
 
+@pytest.mark.shared
 def test_real_runs(real_runs, capsys):
     plain, flip = real_runs
     table = compare_runs(plain, flip)

@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 
 from benchmark.cli import main
 from tests.shared_runs import METRICS, RUN_ARGS, report_row, uninterrupted_run
+
+pytestmark = pytest.mark.shared
 
 
 def _statuses(out) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.fetch import RemoteFile, fetch_lfw
-from benchmark.lfw import read_pairs
+from benchmark.protocol.pairs import read_pairs
 from face_alignment.errors import ChecksumError
 from face_alignment.weights import download
 from tests.conftest import LFW_DIR, LFW_IMAGES
@@ -26,6 +26,7 @@ def _small_archive(root):
     return archive
 
 
+@pytest.mark.shared
 def test_fetch_real_pairs_and_archive(http_root, tmp_path):  # noqa: F811
     root, base = http_root
     (root / "pairs.txt").write_bytes((LFW_DIR / "pairs.txt").read_bytes())
@@ -38,6 +39,7 @@ def test_fetch_real_pairs_and_archive(http_root, tmp_path):  # noqa: F811
     assert sorted(p.name for p in data.iterdir()) == ["lfw-deepfunneled", "pairs.txt"]
 
 
+@pytest.mark.shared
 def test_fetch_bad_checksum_leaves_no_partial(http_root, tmp_path):  # noqa: F811
     root, base = http_root
     _small_archive(root)

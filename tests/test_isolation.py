@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.isolation import run_in_child
+from benchmark.run.isolation import run_in_child
 from tests.conftest import LFW_DIR, WEIGHTS_DIR, pip_install_plugin, use_plugins_from
+
+pytestmark = pytest.mark.shared
 
 PLUGIN = Path(__file__).parent / "crash_plugin"
 #: --max-pairs 40: 2 pairs of each kind per fold, 40 pairs over 68 unique images

@@ -1,14 +1,20 @@
-"""LFW pairs parsing (official, Kaggle CSV, plain CSV), folds and validation."""
+"""LFW pairs parsing (official, Kaggle CSV, plain CSV), folds, the LFW protocol and validation."""
 import hashlib
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmark.lfw import check_images, find_image_root, read_pairs, subset_pairs
+from benchmark.protocol.base import VerificationProtocol
+from benchmark.protocol.lfw import find_image_root, find_lfw_dir, lfw_protocol
+from benchmark.protocol.pairs import read_pairs, subset_pairs
+from face_alignment import pick_target_face
 from face_alignment.errors import DatasetError
-from tests.conftest import LFW_DIR, LFW_IMAGES
+from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES
 
 
+@pytest.mark.shared
 def test_official_view2():
     pairs = read_pairs(LFW_DIR / "pairs.txt")
     assert hashlib.md5((LFW_DIR / "pairs.txt").read_bytes()).hexdigest() == "9f1ba174e4e1c508ff7cdf10ac338a7d"
@@ -17,9 +23,35 @@ def test_official_view2():
     assert pairs.same[:300].all() and not pairs.same[300:600].any()
     assert pairs.images[pairs.first[0]] == "Abel_Pacheco/Abel_Pacheco_0001.jpg"
     assert pairs.images[pairs.second[0]] == "Abel_Pacheco/Abel_Pacheco_0004.jpg"
-    assert check_images(pairs, find_image_root(LFW_DIR)) == []
 
 
+
+@pytest.mark.shared
+def test_lfw_protocol_is_view2_over_the_deep_funneled_images(caplog):
+    protocol = lfw_protocol(LFW_DIR, aligned_dir=ALIGNED_DIR)
+    assert protocol.name == "lfw" and protocol.image_root == LFW_IMAGES and protocol.reference_dir == ALIGNED_DIR
+    assert len(protocol.pairs) == 6000 and protocol.pick_face is pick_target_face
+    with caplog.at_level(logging.WARNING):
+        protocol.check_images()  # every image is there, and every reference crop
+    assert not caplog.records
+    # the fingerprint is over the pairs themselves: the same file gives the same one, a subset another
+    assert protocol.pairs.fingerprint() == read_pairs(LFW_DIR / "pairs.txt").fingerprint()
+    subset = lfw_protocol(LFW_DIR, max_pairs=40).pairs
+    assert len(subset) == 40 and subset.fingerprint() != protocol.pairs.fingerprint()
+
+
+def test_lfw_dir_lookup(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # neither data/lfw nor ../shared/data/lfw from here
+    monkeypatch.delenv("FACEBENCH_LFW", raising=False)
+    with pytest.raises(DatasetError, match=r"no LFW folder given or found .*fetch-lfw"):
+        find_lfw_dir()
+    (tmp_path / "data" / "lfw").mkdir(parents=True)
+    assert find_lfw_dir() == Path("data/lfw")
+    monkeypatch.setenv("FACEBENCH_LFW", str(tmp_path))
+    assert find_lfw_dir() == tmp_path and find_lfw_dir("elsewhere").name == "elsewhere"
+
+
+@pytest.mark.shared
 def test_view1_folds_are_stratified():
     pairs = read_pairs(LFW_DIR / "pairsDevTest.txt")
     assert len(pairs) == 1000
@@ -27,6 +59,7 @@ def test_view1_folds_are_stratified():
         assert np.count_nonzero((pairs.folds == fold) & pairs.same) == 50
 
 
+@pytest.mark.shared
 def test_kaggle_csv_matches_official(tmp_path):
     lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]
     rows = [",".join(ln.split("\t") + ([""] if len(ln.split("\t")) == 3 else [])) for ln in lines]
@@ -58,14 +91,26 @@ def test_malformed_pairs_are_clear_errors(tmp_path, content, message):
         read_pairs(path)
 
 
-def test_missing_folder_and_images(tmp_path):
+def test_missing_folder_and_images(tmp_path, caplog):
     with pytest.raises(DatasetError, match="fetch-lfw"):
         find_image_root(tmp_path / "nope")
-    with pytest.raises(DatasetError, match="none of the"):
-        check_images(read_pairs(LFW_DIR / "pairs.txt"), tmp_path)
-    assert find_image_root(LFW_DIR) == LFW_IMAGES
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "1.jpg").write_bytes(b"")
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("path1,path2,same\na/1.jpg,a/2.jpg,1\n")
+    with pytest.raises(DatasetError, match=r"none of the 2 images .* is under .*elsewhere .*\. Get the data$"):
+        VerificationProtocol("mine", tmp_path / "elsewhere", read_pairs(csv), data_hint="Get the data").check_images()
+    with caplog.at_level(logging.WARNING):
+        VerificationProtocol("mine", tmp_path, read_pairs(csv)).check_images()
+    assert "1 of 2 images are missing" in caplog.text and "a/2.jpg" in caplog.text
 
 
+@pytest.mark.shared
+def test_image_root_inside_the_lfw_folder():
+    assert find_image_root(LFW_DIR) == LFW_IMAGES and find_image_root(LFW_IMAGES) == LFW_IMAGES
+
+
+@pytest.mark.shared
 def test_subset_keeps_fold_structure():
     sub = subset_pairs(read_pairs(LFW_DIR / "pairs.txt"), 5)
     assert len(sub) == 100 and np.bincount(sub.folds).tolist() == [10] * 10 and sub.same.sum() == 50

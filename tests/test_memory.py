@@ -9,12 +9,14 @@ import sys
 import psutil
 import pytest
 
-from benchmark.cache import MethodResults
-from benchmark.lfw import read_pairs, subset_pairs
-from benchmark.pipeline import process_images
-from benchmark.runner import detector_cropper
+from benchmark.protocol.pairs import read_pairs, subset_pairs
+from benchmark.run.cache import MethodResults
+from benchmark.run.cropping import detector_cropper
+from benchmark.run.pipeline import process_images
 from face_alignment import create_detector
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 CHUNK = 32  # images between two RSS samples (the runner saves its cache at the same points)
 #: RSS drift allowed from the early to the late samples (measured: under 2 MiB either way, while

@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from benchmark.metrics import (
+from benchmark.protocol.metrics import (
     best_threshold,
     equal_error_rate,
     kfold_accuracy,

@@ -1,4 +1,4 @@
-"""The pipelined runner (benchmark.pipeline) on real LFW images: the plain loop's results whatever
+"""The pipelined runner (benchmark.run.pipeline) on real LFW images: the plain loop's results whatever
 the batch sizes, bounded memory, errors raised in the caller, and batched detection equal to
 detection one image at a time."""
 import threading
@@ -9,14 +9,16 @@ import pytest
 
 from backbones.onnx_embedder import OnnxEmbedder
 from backbones.onnx_export import onnx_model_path
-from benchmark.cache import MethodResults
-from benchmark.evaluate import pair_scores, summarize
-from benchmark.lfw import read_pairs
-from benchmark.pipeline import process_images
-from benchmark.runner import detector_cropper, reference_cropper
+from benchmark.protocol.pairs import read_pairs
+from benchmark.protocol.scores import summarize
+from benchmark.run.cache import MethodResults
+from benchmark.run.cropping import detector_cropper, reference_cropper
+from benchmark.run.pipeline import process_images
 from benchmark.speed import sequential_pass
 from face_alignment import create_detector
 from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_pipeline_gives_the_sequential_loops_results(pairs, yunet, onnx_embedder
     sequential = sequential_pass(pairs.images, LFW_IMAGES, detector_cropper(yunet), onnx_embedder,
                                  MethodResults.empty(len(pairs.images)))
     _assert_same(pipelined, sequential)
-    assert summarize(pair_scores(pipelined, pairs)) == summarize(pair_scores(sequential, pairs))
+    assert summarize(pipelined.score(pairs)) == summarize(sequential.score(pairs))
     # the detector got real batches of 8 (the last of a chunk shorter; single images only for a tilted face's
     # second look)
     assert recording.batches.count(8) == len(pairs.images) // 8

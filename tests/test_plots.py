@@ -10,13 +10,15 @@ from matplotlib.colors import to_hex
 from matplotlib.text import Text
 from PIL import Image
 
-from benchmark.cache import MethodResults
 from benchmark.cli import main
-from benchmark.plots import CHART_FILES, method_color, pick_gallery_images, plot_gallery, plot_overview, plot_roc
-from benchmark.report import LANDMARK_COLUMNS, load_run
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.report.files import LANDMARK_COLUMNS, load_run
+from benchmark.report.plots import CHART_FILES, method_color, pick_gallery_images, plot_gallery, plot_overview, plot_roc
+from benchmark.run.cache import MethodResults
+from benchmark.run.runner import RunConfig, run_benchmark
 from face_alignment import align_face, load_image
 from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 #: the smallest size each chart can have and still be readable (pixels at the charts' 110 dpi)
 MIN_SIZE = {"overview": (1500, 700), "roc": (800, 600), "gallery": (400, 500)}

@@ -17,12 +17,14 @@ import numpy as np
 import psutil
 import pytest
 
-from benchmark.cache import PENDING, MethodResults
 from benchmark.cli import main
-from benchmark.isolation import GRACE_SECONDS, INTERRUPTED
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.cache import PENDING, MethodResults
+from benchmark.run.isolation import GRACE_SECONDS, INTERRUPTED
+from benchmark.run.runner import RunConfig, run_benchmark
 from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
 from tests.shared_runs import METRICS, N_IMAGES, RUN_ARGS, report_row, uninterrupted_run
+
+pytestmark = pytest.mark.shared
 
 CHUNK = 256  # images per saved chunk of the runner (process_images' default)
 

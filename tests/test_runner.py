@@ -3,13 +3,15 @@ numbers, and each image is processed once."""
 import numpy as np
 import pytest
 
-from benchmark.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
 from benchmark.cli import main
-from benchmark.evaluate import pair_scores, summarize
-from benchmark.lfw import read_pairs
-from benchmark.pipeline import process_images
-from benchmark.runner import detector_cropper
+from benchmark.protocol.pairs import read_pairs
+from benchmark.protocol.scores import summarize
+from benchmark.run.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
+from benchmark.run.cropping import detector_cropper
+from benchmark.run.pipeline import process_images
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
+
+pytestmark = pytest.mark.shared
 
 
 def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder, tmp_path):
@@ -38,7 +40,7 @@ def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder,
                    resumed, chunk=16, progress=False)
     assert sum(seen) == n - int(np.count_nonzero(MethodResults.load(cache, n).status != PENDING))
     np.testing.assert_allclose(resumed.embeddings, full.embeddings, atol=1e-5)
-    assert summarize(pair_scores(resumed, small_pairs)) == summarize(pair_scores(full, small_pairs))
+    assert summarize(resumed.score(small_pairs)) == summarize(full.score(small_pairs))
 
 
 def test_failures_are_counted_not_dropped(tmp_path, yunet, embedder):
@@ -58,7 +60,7 @@ def test_failures_are_counted_not_dropped(tmp_path, yunet, embedder):
     assert results.status.tolist() == [FOUND, FALLBACK, UNREADABLE]
     assert "no face" in results.reasons[1] and "not a decodable image" in results.reasons[2]
     assert np.isfinite(results.embeddings[1]).all() and np.isnan(results.embeddings[2]).all()
-    scores = pair_scores(results, pairs)
+    scores = results.score(pairs)
     assert scores.distances[1] == 4.0 and not scores.found.any()
 
 

@@ -1,31 +1,46 @@
-"""``facebench speed --quick``: every section runs on the real models and data and prints its
-numbers (a smoke test of the command; the measurement itself is ``make bench-speed``)."""
-import re
-
+"""``facebench speed --quick``: every section runs on the real models and data and returns its
+measurements (a check of the command; the measurement itself is ``make bench-speed``)."""
 import pytest
 
 from benchmark.cli import main
+from benchmark.speed import SpeedOptions, run
 from tests.conftest import LFW_DIR, WEIGHTS_DIR
 
+pytestmark = pytest.mark.shared
 
-def test_quick_speed_run_prints_every_section(tmp_path_factory, capsys):
+
+def test_quick_speed_run_measures_every_section(tmp_path_factory, capsys):
     cache = tmp_path_factory.getbasetemp() / "onnx-cache"  # the export shared with test_onnx_embedder
-    code = main(["speed", "--quick", "--quiet", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR),
-                 "--device", "cpu", "--cache-dir", str(cache)])
+    report = run(SpeedOptions(lfw_dir=str(LFW_DIR), weights_dir=str(WEIGHTS_DIR), device="cpu",
+                              cache_dir=str(cache), quick=True))
+    # 1. both passes per default backend, one round each, and the same accuracy: an image's result
+    # does not depend on the pass
+    assert [(p.backend, p.name) for p in report.passes] == [
+        ("torch", "pipelined runner"), ("torch", "sequential loop"), ("onnx", "pipelined runner"),
+        ("onnx", "sequential loop")]
+    for timing in report.passes:
+        assert len(timing.walls) == len(timing.cpus) == 1 and timing.walls[0] > 0 and timing.cpus[0] > 0
+        assert timing.peak_rss_mb > 100 and timing.device == "cpu"
+        assert 0.8 < timing.accuracies[0] <= 1.0
+    assert len({p.accuracies[0] for p in report.passes}) == 1
+    # 2. decode, align and YuNet (the --quick detector), two rounds each
+    assert [r.name for r in report.stages] == ["decode (1 thread)", "align", "detect yunet"]
+    assert all(len(r.per_round) == 2 and min(r.per_round) > 0 for r in report.stages)
+    # 3. the fp32 embedder of each backend, against torch fp32 (ratio 1 for itself)
+    assert [e.rates.name for e in report.embedders] == ["torch fp32", "onnx fp32", "openvino fp32"]
+    assert report.embedders[0].ratio == 1.0 and all(e.ratio > 0 for e in report.embedders)
+    assert report.embedders[1].model_mb == pytest.approx(8.73, abs=0.05)  # the EdgeFace-XS export
+    assert not report.embedders_not_run and not report.detectors_not_run
     out = capsys.readouterr().out
-    assert code == 0, out
-    # 40 pairs end to end, both passes per default backend, and the same accuracy (an image's result
-    # does not depend on the pass)
-    assert "40 pairs" in out and out.count("accuracy equal") == 2
-    for backend in ("torch", "onnx"):
-        for name in ("pipelined runner", "sequential loop"):
-            assert re.search(rf"{backend} +{name} +wall +[\d.]+ s \([\d.]+\.\.[\d.]+\) +CPU +[\d.]+ s \( *[\d.]+ "
-                             r"cores\) +peak RSS +\d+ MB +accuracy 0\.\d{4}  ", out), (backend, name)
-        assert re.search(rf"{backend} +pipelined / sequential wall time [\d.]+x \(medians of 1\); accuracy equal",
-                         out), backend
-    for stage in ("decode (1 thread)", "align", "detect yunet", "torch fp32", "onnx fp32", "openvino fp32"):
-        assert re.search(re.escape(stage) + r" +[\d.]+ +\([\d.]+\.\.[\d.]+\)", out), stage
-    assert re.search(r"torch fp32 +[\d.]+ +\([\d.]+\.\.[\d.]+\) +1\.00", out)  # the baseline of the ratios
+    assert all(f"\n{n}. " in out for n in (1, 2, 3))  # and each section was printed
+
+
+def test_speed_command_passes_its_options(capsys):
+    code = main(["speed", "--sections", "2", "--methods", "yunet", "--repeats", "1", "--quick", "--quiet",
+                 "--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0 and "\n2. stages" in out and "detect yunet" in out
+    assert "\n1. " not in out and "\n3. " not in out and "over 1 rounds" in out
 
 
 def test_speed_rejects_an_unknown_backend(capsys):

@@ -1,7 +1,7 @@
 """Peak memory: a short-lived allocation inside the block counts, one before it does not."""
 import numpy as np
 
-from benchmark.sysinfo import PeakMemory
+from benchmark.run.sysinfo import PeakMemory
 
 
 def test_peak_rss_sees_a_freed_allocation_and_forgets_earlier_ones():

@@ -1,4 +1,4 @@
-"""LFW verification protocol: pairs files, folds, the unique-image list, the data folder.
+"""Pairs files, folds and the unique-image list of a verification protocol.
 
 Three pairs layouts are read:
 
@@ -15,6 +15,7 @@ holding an equal share of the same-person and of the different-person pairs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,6 @@ import numpy as np
 from face_alignment.errors import DatasetError
 
 N_FOLDS = 10
-IMAGE_FOLDERS = ("lfw-deepfunneled", "lfw", "lfw_funneled")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-DATA_HINT = (
-    "Get LFW with `facebench fetch-lfw --data-dir data/lfw` (downloads lfw-deepfunneled.tgz and "
-    "pairs.txt from the official LFW site and checks them), or pass --lfw-dir pointing at a "
-    "folder holding `lfw-deepfunneled/` (or `lfw/`) and `pairs.txt`."
-)
 
 
 @dataclass(frozen=True)
@@ -46,6 +40,13 @@ class PairList:
 
     def __len__(self) -> int:
         return len(self.same)
+
+    def fingerprint(self) -> str:
+        """sha256 over both images, the label and the fold of each pair, in order: two runs whose
+        score files are compared pair by pair must have the same one."""
+        lines = (f"{self.images[a]}\t{self.images[b]}\t{int(same)}\t{int(fold)}"
+                 for a, b, same, fold in zip(self.first, self.second, self.same, self.folds))
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def lfw_image(name: str, number: str) -> str:
@@ -103,7 +104,7 @@ def read_pairs(path: str | os.PathLike) -> PairList:
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"pairs file {path} does not exist. {DATA_HINT}")
+        raise DatasetError(f"pairs file {path} does not exist")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -179,37 +180,6 @@ def _pair_list(triples, source: str, per_fold: int | None) -> PairList:
     if folds is None:
         folds = _stratified_folds(same_arr)
     return PairList(list(index), np.array(first), np.array(second), same_arr, folds, source)
-
-
-def find_image_root(lfw_dir: str | os.PathLike) -> Path:
-    """The folder holding ``<Name>/<Name>_NNNN.jpg``: ``lfw_dir`` itself or one of
-    ``lfw-deepfunneled/``, ``lfw/``, ``lfw_funneled/`` inside it."""
-    root = Path(lfw_dir)
-    if not root.is_dir():
-        raise DatasetError(f"LFW folder {root} does not exist. {DATA_HINT}")
-    for name in IMAGE_FOLDERS:
-        if (root / name).is_dir():
-            return root / name
-    return root
-
-
-def find_pairs_file(lfw_dir: str | os.PathLike, image_root: Path) -> Path:
-    for folder in (Path(lfw_dir), image_root, image_root.parent):
-        for name in ("pairs.txt", "pairs.csv"):
-            if (folder / name).is_file():
-                return folder / name
-    raise DatasetError(f"no pairs.txt or pairs.csv in {lfw_dir}; pass --pairs. {DATA_HINT}")
-
-
-def check_images(pairs: PairList, image_root: Path) -> list[str]:
-    """The pairs' images missing under ``image_root``; raises if none at all is there."""
-    missing = [p for p in pairs.images if not (image_root / p).is_file()]
-    if len(missing) == len(pairs.images):
-        raise DatasetError(
-            f"none of the {len(pairs.images)} images of {pairs.source} is under {image_root} "
-            f"(first expected: {image_root / pairs.images[0]}). {DATA_HINT}"
-        )
-    return missing
 
 
 def subset_pairs(pairs: PairList, per_fold: int) -> PairList:

@@ -1,14 +1,14 @@
-"""From per-image embeddings to per-pair scores and the report's metrics."""
+"""From per-image embeddings to per-pair scores (and their file, ``scores/<method>.npz``) and to
+the report's metrics."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from face_alignment.atomic import atomic_path
 
-from .cache import FOUND, MethodResults
-from .lfw import PairList
 from .metrics import (
     best_threshold,
     equal_error_rate,
@@ -17,6 +17,7 @@ from .metrics import (
     squared_l2,
     tar_at_far,
 )
+from .pairs import PairList
 
 #: distance given to a pair with an image that could not be embedded at all (unreadable file):
 #: the largest possible squared L2 distance of unit vectors, i.e. "different person"
@@ -37,18 +38,23 @@ class PairScores:
         """Cosine similarity, ``1 - d / 2`` for unit vectors."""
         return 1.0 - self.distances / 2.0
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Written atomically, like every output of a run."""
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, distances=self.distances, same=self.same, folds=self.folds, found=self.found)
 
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PairScores:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["distances"], data["same"].astype(bool), data["folds"], data["found"].astype(bool))
 
-def pair_scores(results: MethodResults, pairs: PairList) -> PairScores:
-    e1, e2 = results.embeddings[pairs.first], results.embeddings[pairs.second]
-    distances = squared_l2(e1, e2).astype(np.float64)
+
+def pair_scores(embeddings: np.ndarray, found: np.ndarray, pairs: PairList) -> PairScores:
+    """Each pair's distance from the per-image ``embeddings`` (``(n_images, D)``, NaN rows where
+    an image could not be embedded) and whether both of its faces were ``found`` (``(n_images,)``)."""
+    distances = squared_l2(embeddings[pairs.first], embeddings[pairs.second]).astype(np.float64)
     distances[np.isnan(distances)] = UNSCORABLE_DISTANCE
-    found = (results.status[pairs.first] == FOUND) & (results.status[pairs.second] == FOUND)
-    return PairScores(distances, pairs.same, pairs.folds, found)
+    return PairScores(distances, pairs.same, pairs.folds, found[pairs.first] & found[pairs.second])
 
 
 def summarize(scores: PairScores) -> dict[str, float]:

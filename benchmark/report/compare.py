@@ -1,7 +1,7 @@
 """``facebench compare A B``: do two methods, or the same methods in two runs, differ significantly?
 
 Each side's per-pair decisions are taken at the protocol's fold thresholds
-(:func:`benchmark.metrics.kfold_decisions`: a pair is judged at the threshold chosen on the other
+(:func:`benchmark.protocol.metrics.kfold_decisions`: a pair is judged at the threshold chosen on the other
 nine folds), so a pair counts as correct exactly when it counts towards the reported accuracy.
 On those paired decisions:
 
@@ -26,14 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from face_alignment.errors import FaceBenchError
 
-from .evaluate import PairScores
-from .metrics import kfold_decisions
-from .report import Run, load_run
-from .runner import REFERENCE
+from ..protocol.base import REFERENCE
+from ..protocol.metrics import kfold_decisions
+from ..protocol.scores import PairScores
+from .files import Run, load_run
 
 N_BOOTSTRAP = 10_000
 SEED = 0
@@ -102,6 +101,8 @@ def bootstrap_ci(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int = N_B
 
 def mcnemar(a_only: int, b_only: int) -> tuple[float, str]:
     """Two-sided p-value of McNemar's test on the discordant counts, and which test gave it."""
+    from scipy import stats  # here: scipy.stats takes a second to import, the CLI's --help need not wait
+
     n = a_only + b_only
     if n == 0:
         return 1.0, "none discordant"

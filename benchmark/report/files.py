@@ -3,7 +3,6 @@ settings (``run.json``), written by the runner and read back by :func:`load_run`
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -20,8 +19,7 @@ from face_alignment import LANDMARK_NAMES
 from face_alignment.atomic import atomic_path
 from face_alignment.errors import FaceBenchError
 
-from .evaluate import PairScores
-from .lfw import PairList
+from ..protocol.scores import PairScores
 
 #: report columns, in order; later versions add columns, never rename these
 COLUMNS = [
@@ -67,14 +65,6 @@ def write_image_log(path: Path, images: list[str], results, status_names: dict[i
              *(_cell(v) for v in np.asarray(results.landmarks[i], np.float64).ravel())]
             for i, image in enumerate(images)]
     _write_csv(path, IMAGE_LOG_COLUMNS, rows)
-
-
-def pairs_sha256(pairs: PairList) -> str:
-    """A fingerprint of the pairs (both images, label and fold of each, in order): two runs
-    whose score files are compared pair by pair must have the same one."""
-    lines = (f"{pairs.images[a]}\t{pairs.images[b]}\t{int(same)}\t{int(fold)}"
-             for a, b, same, fold in zip(pairs.first, pairs.second, pairs.same, pairs.folds))
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def write_run_info(out: Path, info: dict) -> Path:
@@ -159,9 +149,7 @@ class Run:
         path = self.path / "scores" / f"{method}.npz"
         if error or not path.is_file():  # a file left by an earlier run in this folder is not this run's
             raise FaceBenchError(f"{method} has no scores in run {self.path} (error: {error or 'none recorded'})")
-        with np.load(path, allow_pickle=False) as data:
-            return PairScores(data["distances"], data["same"].astype(bool), data["folds"],
-                              data["found"].astype(bool))
+        return PairScores.load(path)
 
     def image_log(self, method: str) -> pd.DataFrame:
         """``images/<method>.csv``: one row per image (status, reason, score, time, landmarks)."""

@@ -23,9 +23,9 @@ from matplotlib.transforms import Bbox
 from face_alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, load_image
 from face_alignment.errors import FaceBenchError, ImageError
 
-from .metrics import roc_curve
-from .report import LANDMARK_COLUMNS, Run, describe_embedder, load_run
-from .runner import REFERENCE, reference_cropper
+from ..protocol.base import REFERENCE, reference_crop
+from ..protocol.metrics import roc_curve
+from .files import LANDMARK_COLUMNS, Run, describe_embedder, load_run
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def _crop(run: Run, method: str, image: str, log_row, image_root: Path | None,
         if method == REFERENCE:
             if aligned_dir is None:
                 return None, "crop folder\nunknown"
-            return reference_cropper([load_image(aligned_dir / image)])[0].crop, ""
+            return reference_crop(load_image(aligned_dir / image)), ""
         caption = STATUS_CAPTIONS.get(log_row["status"], "")
         if log_row["status"] == "unreadable":
             return None, caption

@@ -7,16 +7,12 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..protocol.base import VerificationProtocol
+from .files import Run, describe_embedder, load_run, write_run_info, write_text
 from .plots import save_charts
-from .report import Run, describe_embedder, load_run, pairs_sha256, write_run_info, write_text
-
-if TYPE_CHECKING:
-    from .lfw import PairList
-    from .runner import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +111,17 @@ def redraw_run(path: str | os.PathLike, image_root: str | os.PathLike | None = N
     return written
 
 
-def write_run_outputs(config: RunConfig, pairs: PairList, image_root: Path) -> list[Path]:
+def write_run_outputs(out: Path, protocol: VerificationProtocol, max_pairs: int | None,
+                      methods: Sequence[str]) -> list[Path]:
     """End of a run: ``run.json`` (where the images were, the pairs' fingerprint), then the
     charts and ``summary.md``. The report is already on disk, so a failure here is logged, not
     raised: it must not cost a finished run."""
-    out = Path(config.out)
+    reference = protocol.reference_dir
     info = {
-        "image_root": str(Path(image_root).resolve()),
-        "aligned_dir": str(Path(config.aligned_dir).resolve()) if config.aligned_dir else None,
-        "pairs_file": str(Path(pairs.source).resolve()), "pairs_sha256": pairs_sha256(pairs),
-        "max_pairs": config.max_pairs, "methods": list(config.methods),
+        "dataset": protocol.name, "image_root": str(protocol.image_root.resolve()),
+        "aligned_dir": str(reference.resolve()) if reference else None,
+        "pairs_file": str(Path(protocol.pairs.source).resolve()), "pairs_sha256": protocol.pairs.fingerprint(),
+        "max_pairs": max_pairs, "methods": list(methods),
     }
     try:
         return [write_run_info(out, info), *redraw_run(out)]

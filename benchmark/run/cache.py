@@ -16,6 +16,9 @@ import numpy as np
 
 from face_alignment.atomic import atomic_path
 
+from ..protocol.pairs import PairList
+from ..protocol.scores import PairScores, pair_scores
+
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
@@ -93,3 +96,7 @@ class MethodResults:
     @property
     def done(self) -> int:
         return int(np.count_nonzero(self.status != PENDING))
+
+    def score(self, pairs: PairList) -> PairScores:
+        """The per-pair scores of ``pairs`` (whose image list these results are indexed by)."""
+        return pair_scores(self.embeddings, self.status == FOUND, pairs)

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from backbones.quantize import Calibration
-from face_alignment import align_face, create_detector, load_image
+from backbones import Calibration
+from face_alignment import create_detector, load_image
 from face_alignment.errors import DatasetError, ImageError
-from face_alignment.selection import refine_targets
 
-from .lfw import IMAGE_SUFFIXES, PairList
+from ..protocol.lfw import IMAGE_SUFFIXES, lfw_protocol
+from ..protocol.pairs import PairList
+from .cache import FOUND
+from .cropping import detector_cropper
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def lfw_calibration(image_root: Path, pairs: PairList, weights_dir=None,
     key = hashlib.sha256("\n".join([RECIPE, *images]).encode()).hexdigest()
 
     def load() -> np.ndarray:
-        detector = create_detector("yunet", device="cpu", weights_dir=weights_dir)
+        cropper = detector_cropper(create_detector("yunet", device="cpu", weights_dir=weights_dir))
         crops = []
         for rel in images:
             try:
@@ -56,9 +58,9 @@ def lfw_calibration(image_root: Path, pairs: PairList, weights_dir=None,
             except ImageError as exc:
                 log.warning("calibration: skipping %s", exc)
                 continue
-            face = refine_targets(detector, [image], detector.detect([image]))[0]
-            if face is not None:
-                crops.append(align_face(image, face.landmarks))
+            outcome = cropper([image])[0]
+            if outcome.status == FOUND:
+                crops.append(outcome.crop)
         log.info("calibration: %d crops from %d LFW images of people outside the test pairs", len(crops), len(images))
         return np.stack(crops) if crops else np.zeros((0, 112, 112, 3), np.uint8)
 
@@ -66,13 +68,8 @@ def lfw_calibration(image_root: Path, pairs: PairList, weights_dir=None,
 
 
 def run_calibration(config) -> Calibration:
-    """The calibration set of a benchmark run (a :class:`~benchmark.runner.RunConfig`): people of
-    its whole pairs file are excluded, not only those of a ``max_pairs`` subset, so that every run
-    on the same data shares one INT8 model."""
-    from .lfw import find_image_root, find_pairs_file, read_pairs
-    from .runner import default_lfw_dir
-
-    lfw_dir = config.lfw_dir or default_lfw_dir()
-    image_root = find_image_root(lfw_dir)
-    return lfw_calibration(image_root, read_pairs(config.pairs or find_pairs_file(lfw_dir, image_root)),
-                           config.weights_dir)
+    """The calibration set of a benchmark run (a :class:`~benchmark.run.runner.RunConfig`): people
+    of its whole pairs file are excluded, not only those of a ``max_pairs`` subset, so that every
+    run on the same data shares one INT8 model."""
+    protocol = lfw_protocol(config.lfw_dir, config.pairs)
+    return lfw_calibration(protocol.image_root, protocol.pairs, config.weights_dir)

@@ -1,6 +1,7 @@
 """A method's images through decode, detect + align, and embed, the three stages overlapping.
 
-- decode: a pool of ``workers`` threads reads the images in order, at most ``prefetch`` ahead;
+- decode: a pool of ``workers`` threads reads the images in order, at most ``prefetch`` ahead,
+  and applies the image condition (:mod:`benchmark.protocol.conditions`; the clean image by default);
 - crop: one thread runs the cropper (detect a batch of ``detect_batch`` images, pick each
   image's target face, align it) and hands the crops on through a bounded queue;
 - embed: the calling thread embeds the crops in batches of the embedder's batch size as they
@@ -32,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ from tqdm.auto import tqdm
 from face_alignment import load_image
 from face_alignment.errors import ImageError
 
+from ..protocol.conditions import CLEAN, Conditioned, ImageCondition
 from .cache import PENDING, UNREADABLE, MethodResults
+from .cropping import Cropper, Outcome
 
 _DONE = object()  # end of the crop stage's output
 _POLL_S = 0.1  # how often a blocked stage looks whether it should stop
@@ -55,12 +58,17 @@ def safe_load(path: Path) -> tuple[np.ndarray | None, str]:
         return None, str(exc)
 
 
+def _decode(path: Path, key: str, condition: ImageCondition) -> tuple[Conditioned | None, str]:
+    image, error = safe_load(path)
+    return (None, error) if image is None else (condition.apply(image, key), "")
+
+
 @dataclass
 class _Cropped:
     """One image out of the crop stage: its outcome (None when unreadable) and timing."""
 
     index: int
-    outcome: object | None  # benchmark.runner.Outcome
+    outcome: Outcome | None
     error: str = ""
     detect_ms: float = float("nan")
 
@@ -72,10 +80,12 @@ class _Stop(Exception):
 class _CropStage(threading.Thread):
     """Decodes (through ``pool``) and crops the ``chunks`` of image indices, in order, into ``out``."""
 
-    def __init__(self, chunks: list[np.ndarray], paths: Callable[[int], Path], cropper, pool: ThreadPoolExecutor,
-                 detect_batch: int, prefetch: int, out: queue.Queue) -> None:
+    def __init__(self, chunks: list[np.ndarray], images: Sequence[str], root: Path, condition: ImageCondition,
+                 cropper: Cropper, pool: ThreadPoolExecutor, detect_batch: int, prefetch: int,
+                 out: queue.Queue) -> None:
         super().__init__(name="facebench-crop", daemon=True)
-        self.chunks, self.paths, self.cropper, self.pool = chunks, paths, cropper, pool
+        self.chunks, self.images, self.root, self.condition = chunks, images, root, condition
+        self.cropper, self.pool = cropper, pool
         self.detect_batch, self.prefetch, self.out = max(1, detect_batch), max(1, prefetch), out
         self.stop = threading.Event()
 
@@ -106,7 +116,7 @@ class _CropStage(threading.Thread):
         order = (int(i) for chunk in self.chunks for i in chunk)
         window: deque = deque()
         for i in order:
-            window.append((i, self.pool.submit(safe_load, self.paths(i))))
+            window.append((i, self.pool.submit(_decode, self.root / self.images[i], self.images[i], self.condition)))
             if len(window) >= self.prefetch:
                 index, future = window.popleft()
                 yield (index, *future.result())
@@ -117,7 +127,7 @@ class _CropStage(threading.Thread):
     def _crop_all(self) -> None:
         decoded = self._decoded()
         for chunk in self.chunks:
-            batch: list[tuple[int, np.ndarray]] = []
+            batch: list[tuple[int, Conditioned]] = []
             for position in range(len(chunk)):
                 index, image, error = next(decoded)
                 if image is None:
@@ -128,13 +138,16 @@ class _CropStage(threading.Thread):
                     self._put(self._crop(batch))
                     batch = []
 
-    def _crop(self, batch: list[tuple[int, np.ndarray]]) -> list[_Cropped]:
+    def _crop(self, batch: list[tuple[int, Conditioned]]) -> list[_Cropped]:
+        """Crop a batch; landmarks go back to the original image's pixels."""
         if self.stop.is_set():
             raise _Stop
         t0 = time.perf_counter()
-        outcomes = self.cropper([image for _, image in batch])
+        outcomes = self.cropper([conditioned.image for _, conditioned in batch])
         per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(batch)
-        return [_Cropped(index, outcome, detect_ms=per_image_ms) for (index, _), outcome in zip(batch, outcomes)]
+        return [_Cropped(index, replace(outcome, landmarks=conditioned.to_original(outcome.landmarks)
+                                        .astype(np.float32)), detect_ms=per_image_ms)
+                for (index, conditioned), outcome in zip(batch, outcomes)]
 
 
 @contextlib.contextmanager
@@ -152,10 +165,11 @@ def stage_threads(cores: int | None = None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def process_images(images: Sequence[str], root: Path, cropper, embedder, results: MethodResults, flip: bool = False,
-                   workers: int = 2, detect_batch: int = 8, chunk: int = 256, save: Callable[[], None] | None = None,
-                   desc: str = "", progress: bool = True, prefetch: int | None = None,
-                   embed_workers: int = 2) -> MethodResults:
+def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder, results: MethodResults,
+                   flip: bool = False, workers: int = 2, detect_batch: int = 8, chunk: int = 256,
+                   save: Callable[[], None] | None = None, desc: str = "", progress: bool = True,
+                   prefetch: int | None = None, embed_workers: int = 2,
+                   condition: ImageCondition = CLEAN) -> MethodResults:
     """Fill ``results`` for every image still pending; ``save`` is called after each chunk.
 
     ``cropper`` turns a batch of RGB images into one ``Outcome`` (crop, status, landmarks,
@@ -174,7 +188,7 @@ def process_images(images: Sequence[str], root: Path, cropper, embedder, results
     started = time.perf_counter()
     with (stage_threads(), ThreadPoolExecutor(max(1, workers), thread_name_prefix="facebench-decode") as pool,
           ThreadPoolExecutor(max(1, embed_workers), thread_name_prefix="facebench-embed") as embed_pool):
-        stage = _CropStage(chunks, lambda i: root / images[i], cropper, pool, detect_batch,
+        stage = _CropStage(chunks, images, Path(root), condition, cropper, pool, detect_batch,
                            prefetch or max(2 * detect_batch, 2 * workers), handoff)
         stage.start()
         try:

@@ -1,110 +1,42 @@
-"""The LFW benchmark runner: detect, align and embed each unique image once, score the pairs.
+"""The benchmark runner: detect, align and embed each unique image of a protocol once, score its
+pairs, write the run folder.
 
-Per method, images are decoded, detected in small batches, the target face picked and aligned,
-and the crops embedded in batches, these stages overlapping (:mod:`benchmark.pipeline`); the
-results are saved to the method's cache after every chunk, so an interrupted run resumes
-where it stopped. A face not found is aligned with :data:`FALLBACK_LANDMARKS` (the median
-landmark positions of LFW faces, as fractions of the image size: a centre crop at LFW's framing)
-and counted; an unreadable image is counted and its pairs scored as "different".
+Per method (in its own process, :mod:`benchmark.run.isolation`), the engine
+(:mod:`benchmark.run.engine`) fills the method's results, which are saved to its cache after
+every chunk, so an interrupted run resumes where it stopped; then the pairs are scored and the
+report row, per-pair scores and per-image log written. A face not found is aligned with the
+fallback landmarks (:mod:`benchmark.run.cropping`) and counted; an unreadable image is counted
+and its pairs scored as "different".
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from backbones import DEFAULT_EMBEDDER, BaseEmbedder, create_embedder
-from face_alignment import CROP_SIZE, align_face, create_detector
 from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import resolve_device
-from face_alignment.selection import refine_targets
-from face_alignment.weights import sha256_file, unverified_weights
+from face_alignment.weights import unverified_weights
 
-from .cache import FALLBACK, FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
-from .evaluate import pair_scores, summarize
+from ..protocol.base import REFERENCE, VerificationProtocol
+from ..protocol.conditions import CLEAN
+from ..protocol.lfw import lfw_protocol
+from ..protocol.scores import summarize
+from ..report.files import write_image_log, write_report
+from ..report.summary import write_run_outputs
+from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
+from .cropping import DETECTOR_ERROR, ImageSource, image_source
+from .engine import LocalEngine, MethodWork
 from .isolation import Progress, run_in_child
-from .lfw import PairList, check_images, find_image_root, find_pairs_file, read_pairs, subset_pairs
-from .pipeline import process_images
-from .report import write_image_log, write_report
 from .sysinfo import PeakMemory, git_commit, library_versions
 
 log = logging.getLogger(__name__)
-
-REFERENCE = "reference"
-#: how the reason of an image starts when the detector raised on it
-DETECTOR_ERROR = "detector error"
-#: median YuNet landmarks over LFW deep-funneled images (every 8th image of pairs.txt, 963
-#: faces), as fractions of (width, height); the fallback alignment for a face not found
-FALLBACK_LANDMARKS = np.array(
-    [[0.4152, 0.4495], [0.5902, 0.4486], [0.5053, 0.5465], [0.4319, 0.6229], [0.5811, 0.6202]], np.float32
-)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What aligning one image produced."""
-
-    crop: np.ndarray
-    status: int
-    landmarks: np.ndarray
-    score: float = float("nan")
-    reason: str = ""
-
-
-Cropper = Callable[[Sequence[np.ndarray]], list[Outcome]]
-
-
-def fallback_landmarks(shape: tuple[int, ...]) -> np.ndarray:
-    return FALLBACK_LANDMARKS * np.array([shape[1], shape[0]], np.float32)
-
-
-def _fallback(image: np.ndarray, reason: str) -> Outcome:
-    landmarks = fallback_landmarks(image.shape)
-    return Outcome(align_face(image, landmarks), FALLBACK, landmarks, reason=reason)
-
-
-def detector_cropper(detector) -> Cropper:
-    """Detect a batch, pick and align each image's target face; a detector error on the batch
-    is retried image by image so that it costs only the image that causes it."""
-
-    def crop(images: Sequence[np.ndarray]) -> list[Outcome]:
-        try:
-            targets = refine_targets(detector, images, detector.detect(images))
-        except Exception as exc:  # any backend failure; isolate the image(s) behind it
-            if len(images) > 1:
-                return [o for image in images for o in crop([image])]
-            return [_fallback(images[0], f"{DETECTOR_ERROR}: {type(exc).__name__}: {exc}")]
-        return [
-            _fallback(image, "no face found") if face is None
-            else Outcome(align_face(image, face.landmarks), FOUND, face.landmarks, face.score)
-            for image, face in zip(images, targets)
-        ]
-
-    return crop
-
-
-def reference_cropper(images: Sequence[np.ndarray]) -> list[Outcome]:
-    """Reference crops are already aligned: used as they are (resized if not 112x112)."""
-    nan = np.full((5, 2), np.nan, np.float32)
-    return [Outcome(im if im.shape[:2] == (CROP_SIZE, CROP_SIZE) else cv2.resize(im, (CROP_SIZE, CROP_SIZE),
-                                                                                 interpolation=cv2.INTER_AREA),
-                    FOUND, nan, 1.0) for im in images]
-
-
-def default_lfw_dir() -> Path | None:
-    """``$FACEBENCH_LFW``, else ``data/lfw``, else ``../shared/data/lfw``, whichever exists."""
-    import os
-
-    for candidate in (os.environ.get("FACEBENCH_LFW"), "data/lfw", "../shared/data/lfw"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
 
 
 @dataclass
@@ -124,36 +56,21 @@ class RunConfig:
     flip: bool = False
     embedder_model: str = DEFAULT_EMBEDDER
     embedder_weights: str | Path | None = None
-    embedder_backend: str = "torch"  # torch | onnx | openvino (backbones.embedder.BACKENDS)
+    embedder_backend: str = "torch"  # torch | onnx | openvino (backbones.BACKENDS)
     precision: str = "fp32"  # fp32 | fp16 | int8
     quantized: bool = False
     resume: bool = True
     max_pairs: int | None = None
     progress: bool = True
     allow_unverified_weights: bool = False
-    isolate: bool = True  # each method in its own process (benchmark.isolation)
+    isolate: bool = True  # each method in its own process (benchmark.run.isolation)
 
 
-def load_protocol(config: RunConfig) -> tuple[PairList, Path]:
-    """The pairs and the image root, validated before any work starts."""
-    from face_alignment.errors import DatasetError
-
-    from .lfw import DATA_HINT
-
-    lfw_dir = config.lfw_dir or default_lfw_dir()
-    if lfw_dir is None:
-        raise DatasetError("no LFW folder given or found (looked in $FACEBENCH_LFW, data/lfw, "
-                           f"../shared/data/lfw). {DATA_HINT}")
-    image_root = find_image_root(lfw_dir)
-    pairs = read_pairs(config.pairs or find_pairs_file(lfw_dir, image_root))
-    if config.max_pairs:
-        pairs = subset_pairs(pairs, max(1, config.max_pairs // 20))
-    for root in (image_root, *([Path(config.aligned_dir)] if config.aligned_dir else [])):
-        missing = check_images(pairs, root)
-        if missing:
-            log.warning("%d of %d images are missing under %s (counted as unreadable), e.g. %s",
-                        len(missing), len(pairs.images), root, missing[0])
-    return pairs, image_root
+def load_protocol(config: RunConfig) -> VerificationProtocol:
+    """The run's protocol, its images checked before any work starts."""
+    protocol = lfw_protocol(config.lfw_dir, config.pairs, config.aligned_dir, config.max_pairs)
+    protocol.check_images()
+    return protocol
 
 
 def _output_folder(path: str | Path) -> Path:
@@ -179,22 +96,22 @@ def _load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
 
 
 def run_benchmark(config: RunConfig) -> list[dict]:
-    """Run every method of ``config`` on the LFW pairs; returns the report rows (also written
-    to ``<out>/report.csv`` after each method, so finished work is on disk).
+    """Run every method of ``config`` on its protocol's pairs; returns the report rows (also
+    written to ``<out>/report.csv`` after each method, so finished work is on disk).
 
     Configuration errors (data, pairs, embedder weights, output folder) raise before any method
     starts. With ``config.isolate`` each method runs in its own process, which loads its own
-    embedder: a crash there becomes that method's error row (:mod:`benchmark.isolation`); the
+    embedder: a crash there becomes that method's error row (:mod:`benchmark.run.isolation`); the
     embedder loaded here on the CPU only checks the weights and describes them.
     """
-    pairs, image_root = load_protocol(config)
+    protocol = load_protocol(config)
     out = _output_folder(config.out)
     with unverified_weights(config.allow_unverified_weights) as unverified:
         # fp16 cannot run on the CPU, where the parent only checks and describes the weights
         described = replace(config, precision="fp32") if config.isolate and config.precision == "fp16" else config
         embedder = _load_embedder(described, "cpu" if config.isolate else config.device)
     meta = {
-        "n_pairs": len(pairs), "n_images": len(pairs.images), "flip": config.flip,
+        "n_pairs": len(protocol.pairs), "n_images": len(protocol.pairs.images), "flip": config.flip,
         "device": resolve_device("cpu" if config.quantized else config.device),
         "embedder": embedder.name, "embedder_sha256": embedder.weights_sha256, "versions": library_versions(),
         "embedder_backend": config.embedder_backend, "precision": config.precision,
@@ -203,23 +120,21 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     }
     rows = []
     methods = list(config.methods)
-    if config.aligned_dir:
+    if protocol.reference_dir:
         methods.insert(0, REFERENCE)
     for method in methods:
         if config.isolate:
-            row = _run_isolated(method, config, pairs, image_root, meta, out)
+            row = _run_isolated(method, config, protocol, meta, out)
         else:
-            row = _run_method(method, config, pairs, image_root, meta, out, embedder)
+            row = _run_method(method, config, protocol, meta, out, embedder)
         rows.append(row)
         write_report(rows, out / "report.csv")
     log.info("report written to %s", out / "report.csv")
-    from .summary import write_run_outputs  # here: summary -> plots -> runner would be an import cycle
-
-    write_run_outputs(config, pairs, image_root)
+    write_run_outputs(out, protocol, config.max_pairs, list(config.methods))
     return rows
 
 
-def _run_isolated(method: str, config: RunConfig, pairs: PairList, image_root: Path, meta: dict, out: Path) -> dict:
+def _run_isolated(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path) -> dict:
     """:func:`_run_method` in a child process; its progress bar is drawn here, where a notebook
     shows it (the bar moves a chunk at a time, as the pipeline's does)."""
     with tqdm(desc=method, unit="img", disable=not config.progress, leave=False) as bar:
@@ -227,14 +142,14 @@ def _run_isolated(method: str, config: RunConfig, pairs: PairList, image_root: P
             bar.total, bar.n = total, done
             bar.refresh()
 
-        child = run_in_child(_run_method, (method, replace(config, progress=False), pairs, image_root, meta, out),
+        child = run_in_child(_run_method, (method, replace(config, progress=False), protocol, meta, out),
                              method, advance)
     if child.error:
         log.error("%s: %s", method, child.error)
     return child.result or {"method": method, **meta, "error": child.error}
 
 
-def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Path, meta: dict, out: Path,
+def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
                 embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None) -> dict:
     """One method's report row (``error`` says why where it failed). Without ``embedder`` (in a
     child process) the embedder is loaded here; ``progress(done, total)`` follows the cache."""
@@ -245,14 +160,13 @@ def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Pat
                 embedder = _load_embedder(config, config.device)
                 unverified.clear()  # the parent has reported the embedder's file (meta)
             with PeakMemory(embedder.device) as memory:
-                source = _image_source(method, config, image_root)
+                source = image_source(method, protocol, config.device, config.weights_dir)
                 row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
                     filter(None, [meta["unverified_weights"], *map(str, unverified)])))
-                results = _process(method, source, config, pairs, embedder, meta, out, progress)
-        scores = pair_scores(results, pairs)
-        (out / "scores").mkdir(parents=True, exist_ok=True)
+                results = _process(method, source, config, protocol, embedder, meta, out, progress)
+        scores = results.score(protocol.pairs)
         scores.save(out / "scores" / f"{method}.npz")
-        write_image_log(out / "images" / f"{method}.csv", pairs.images, results, STATUS_NAMES)
+        write_image_log(out / "images" / f"{method}.csv", protocol.pairs.images, results, STATUS_NAMES)
         row.update(summarize(scores))
         row.update(_timing(results, memory, source.weights_sha256))
         row["success_rate"] = float(np.mean(results.status == FOUND))
@@ -267,36 +181,18 @@ def _run_method(method: str, config: RunConfig, pairs: PairList, image_root: Pat
     return row
 
 
-@dataclass(frozen=True)
-class _ImageSource:
-    """Where a method's images are and what turns them into crops."""
-
-    root: Path
-    cropper: Cropper
-    producer: str  # the code that makes the crops: part of the cache key
-    model: str = ""
-    weights_sha256: str = ""
-
-
-def _image_source(method: str, config: RunConfig, image_root: Path) -> _ImageSource:
-    if method == REFERENCE:
-        return _ImageSource(Path(config.aligned_dir), reference_cropper, REFERENCE)
-    detector = create_detector(method, device=config.device, weights_dir=config.weights_dir)
-    producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
-    return _ImageSource(image_root, detector_cropper(detector), producer, detector.model_label,
-                        _weights_sha256(detector.weight_paths))
-
-
-def _process(method: str, source: _ImageSource, config: RunConfig, pairs: PairList, embedder: BaseEmbedder,
-             meta: dict, out: Path, progress: Progress) -> MethodResults:
+def _process(method: str, source: ImageSource, config: RunConfig, protocol: VerificationProtocol,
+             embedder: BaseEmbedder, meta: dict, out: Path, progress: Progress) -> MethodResults:
     """Every image's result, resumed from the method's cache, which is saved after each chunk.
     The cache file is named by a key over everything that produced its contents."""
-    n = len(pairs.images)
+    images = protocol.pairs.images
+    n = len(images)
+    work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip)
     key = cache_key(method=method, detector=source.producer, weights=source.weights_sha256,
                     embedder=meta["embedder_sha256"], quantized=config.quantized, flip=config.flip,
                     backend=config.embedder_backend, precision=config.precision,
                     device=embedder.device, versions=meta["versions"], root=str(source.root.resolve()),
-                    images=pairs.images)
+                    images=images, **_condition_key(work))
     cache_path = out / "cache" / f"{method}-{key[:16]}.npz"
     results = (MethodResults.load(cache_path, n) if config.resume else None) or MethodResults.empty(n)
     if results.done:
@@ -308,8 +204,14 @@ def _process(method: str, source: _ImageSource, config: RunConfig, pairs: PairLi
         results.save(cache_path)
         progress(results.done, n)
 
-    return process_images(pairs.images, source.root, source.cropper, embedder, results, config.flip, config.workers,
-                          config.detect_batch, save=checkpoint, desc=method, progress=config.progress)
+    engine = LocalEngine(config.workers, config.detect_batch, config.progress)
+    return engine.run(work, results, checkpoint)
+
+
+def _condition_key(work: MethodWork) -> dict:
+    """The condition's part of the cache key: nothing for the clean images, so that the caches of
+    runs made before conditions existed are still found."""
+    return {} if work.condition.name == CLEAN.name else {"condition": work.condition.name}
 
 
 def _check_detector_works(results: MethodResults) -> None:
@@ -322,16 +224,6 @@ def _check_detector_works(results: MethodResults) -> None:
     reasons = [results.reasons.get(int(i), "") for i in np.flatnonzero(done & (results.status != UNREADABLE))]
     if reasons and all(r.startswith(DETECTOR_ERROR) for r in reasons):
         raise FaceBenchError(f"the detector raised on all {len(reasons)} images it was given, e.g. {reasons[0]}")
-
-
-def _weights_sha256(paths: Sequence[Path]) -> str:
-    """The sha256 of the one weights file, or for several, of their sha256s joined by newlines."""
-    digests = [sha256_file(p) for p in paths]
-    if len(digests) <= 1:
-        return digests[0] if digests else ""
-    import hashlib
-
-    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
 def _timing(results: MethodResults, memory: PeakMemory, weights_sha: str) -> dict:

@@ -1,0 +1,110 @@
+"""From images to aligned crops: a method's image source and the croppers it uses.
+
+A cropper turns a batch of RGB images into one :class:`Outcome` each: the 112x112 crop, a status,
+the landmarks it was aligned with and the detector's score. :func:`detector_cropper` detects, picks
+the target face (the protocol's rule) and aligns it; a face not found is aligned with
+:data:`FALLBACK_LANDMARKS` (the median landmark positions of LFW faces, as fractions of the image
+size: a centre crop at LFW's framing) and counted. :func:`reference_cropper` passes reference
+crops through.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from face_alignment import align_face, create_detector, pick_target_face
+from face_alignment.selection import FacePicker, refine_targets
+from face_alignment.weights import sha256_file
+
+from ..protocol.base import REFERENCE, VerificationProtocol, reference_crop
+from .cache import FALLBACK, FOUND
+
+#: how the reason of an image starts when the detector raised on it
+DETECTOR_ERROR = "detector error"
+#: median YuNet landmarks over LFW deep-funneled images (every 8th image of pairs.txt, 963
+#: faces), as fractions of (width, height); the fallback alignment for a face not found
+FALLBACK_LANDMARKS = np.array(
+    [[0.4152, 0.4495], [0.5902, 0.4486], [0.5053, 0.5465], [0.4319, 0.6229], [0.5811, 0.6202]], np.float32
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What aligning one image produced."""
+
+    crop: np.ndarray
+    status: int
+    landmarks: np.ndarray
+    score: float = float("nan")
+    reason: str = ""
+
+
+Cropper = Callable[[Sequence[np.ndarray]], list[Outcome]]
+
+
+def fallback_landmarks(shape: tuple[int, ...]) -> np.ndarray:
+    return FALLBACK_LANDMARKS * np.array([shape[1], shape[0]], np.float32)
+
+
+def _fallback(image: np.ndarray, reason: str) -> Outcome:
+    landmarks = fallback_landmarks(image.shape)
+    return Outcome(align_face(image, landmarks), FALLBACK, landmarks, reason=reason)
+
+
+def detector_cropper(detector, pick_face: FacePicker = pick_target_face) -> Cropper:
+    """Detect a batch, pick and align each image's target face; a detector error on the batch
+    is retried image by image so that it costs only the image that causes it."""
+
+    def crop(images: Sequence[np.ndarray]) -> list[Outcome]:
+        try:
+            targets = refine_targets(detector, images, detector.detect(images), pick=pick_face)
+        except Exception as exc:  # any backend failure; isolate the image(s) behind it
+            if len(images) > 1:
+                return [o for image in images for o in crop([image])]
+            return [_fallback(images[0], f"{DETECTOR_ERROR}: {type(exc).__name__}: {exc}")]
+        return [
+            _fallback(image, "no face found") if face is None
+            else Outcome(align_face(image, face.landmarks), FOUND, face.landmarks, face.score)
+            for image, face in zip(images, targets)
+        ]
+
+    return crop
+
+
+def reference_cropper(images: Sequence[np.ndarray]) -> list[Outcome]:
+    """Reference crops are already aligned: used as they are (resized if not 112x112)."""
+    nan = np.full((5, 2), np.nan, np.float32)
+    return [Outcome(reference_crop(image), FOUND, nan, 1.0) for image in images]
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Where a method's images are and what turns them into crops."""
+
+    root: Path
+    cropper: Cropper
+    producer: str  # the code that makes the crops: part of the cache key
+    model: str = ""
+    weights_sha256: str = ""
+
+
+def image_source(method: str, protocol: VerificationProtocol, device: str, weights_dir=None) -> ImageSource:
+    """The reference crops for :data:`REFERENCE`, else the images through ``method``'s detector."""
+    if method == REFERENCE:
+        return ImageSource(protocol.reference_dir, reference_cropper, REFERENCE)
+    detector = create_detector(method, device=device, weights_dir=weights_dir)
+    producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
+    return ImageSource(protocol.image_root, detector_cropper(detector, protocol.pick_face), producer,
+                       detector.model_label, weights_sha256(detector.weight_paths))
+
+
+def weights_sha256(paths: Sequence[Path]) -> str:
+    """The sha256 of the one weights file, or for several, of their sha256s joined by newlines."""
+    digests = [sha256_file(p) for p in paths]
+    if len(digests) <= 1:
+        return digests[0] if digests else ""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
