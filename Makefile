@@ -18,6 +18,9 @@ setup: $(VENV)/.installed
 # --no-deps: the lock lists every package at an exact version, so nothing is resolved (and
 # facenet-pytorch's old torch pin cannot downgrade torch)
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make setup needs Python 3.11 or newer \
+	(requirements/lock.txt pins numpy 2.4, pandas 3.1, scipy 1.17, matplotlib 3.11); $(PYTHON) is Python " \
+	+ sys.version.split()[0] + ": give another with make setup PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-deps -r requirements/lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .

@@ -11,6 +11,7 @@ _EXPORTS = {
     "ARCHITECTURES": ".edgeface", "EdgeFace": ".edgeface", "LowRankLinear": ".edgeface",
     "load_edgeface": ".edgeface", "read_checkpoint": ".edgeface",
     "BACKENDS": ".base", "DEFAULT_EMBEDDER": ".base", "PRECISIONS": ".base", "BaseEmbedder": ".base",
+    "check_embedder": ".base",
     "Embedder": ".torch_embedder", "create_embedder": ".factory",
     "OnnxEmbedder": ".onnx_embedder", "OpenVinoEmbedder": ".onnx_embedder", "onnx_model_path": ".onnx_export",
     "Calibration": ".quantize", "dynamic_int8_model": ".quantize", "OrtSettings": "face_alignment.runtime",

@@ -2,16 +2,46 @@
 names, the crops' preprocessing, and :class:`BaseEmbedder` (batching, flip, normalisation)."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
 
+from face_alignment.errors import FaceBenchError, MissingDependencyError
+from face_alignment.runtime import resolve_device
 from face_alignment.weights import sha256_file
 
 DEFAULT_EMBEDDER = "edgeface_xs_q"
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = ("fp32", "fp16", "int8")
 CROP_SHAPE = (112, 112, 3)
+
+
+def check_embedder(backend: str, precision: str, device: str, quantized: bool = False) -> None:
+    """Raise, before any model is loaded or exported, for a backend, precision and device that
+    cannot run together here; the message says what to use instead. ``auto`` is resolved (which
+    imports torch) only for fp16."""
+    if backend not in BACKENDS:
+        raise FaceBenchError(f"unknown embedder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise FaceBenchError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if quantized and backend != "torch":
+        raise FaceBenchError("--quantized keeps the released qint8 PyTorch model: it needs --embedder torch "
+                             "(for INT8 on ONNX Runtime or OpenVINO use --precision int8)")
+    if backend == "torch" and precision == "int8":
+        raise FaceBenchError("the torch embedder runs fp32 or fp16, not int8; int8 runs on --embedder onnx or "
+                             "openvino (or --quantized for the released qint8 model)")
+    if precision == "fp16" and backend != "openvino" and not resolve_device(device).startswith("cuda"):
+        raise FaceBenchError(f"--precision fp16 on --embedder {backend} needs a CUDA device (--device cuda); on the "
+                             "CPU use fp32 (or --embedder openvino, whose fp16 runs on the CPU)")
+    if backend == "openvino":
+        if device.startswith("cuda"):
+            raise FaceBenchError(f"the openvino embedder runs on the CPU, not {device!r}: use --embedder onnx or "
+                                 "torch on a GPU")
+        try:
+            importlib.import_module("openvino")
+        except ImportError as exc:
+            raise MissingDependencyError("--embedder openvino needs OpenVINO: pip install openvino") from exc
 
 
 def embedder_label(name: str, path, quantized: bool = False) -> str:

@@ -14,6 +14,7 @@ image's embedding then changes with its batch-mates.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,6 +32,14 @@ ARCHITECTURES = {
 _STEM_WIDTH = {24: "xxs", 32: "xs", 48: "s", 80: "base"}
 EMBEDDING_DIM = 512
 _PACKED = "._packed_params._packed_params"
+#: what torch says while unpickling the released qint8 checkpoints (their quantized tensors are
+#: rebuilt through the deprecated TypedStorage and quantized-tensor constructors): nothing the
+#: user can act on, since the files are Idiap's; any other warning of the load still shows
+_LOAD_WARNINGS = (
+    r"TypedStorage is deprecated",
+    r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor creation "
+    r"functions .* are deprecated",
+)
 
 
 class LowRankLinear(nn.Module):
@@ -75,7 +84,10 @@ def read_checkpoint(path: str | Path) -> dict:
     """A state dict read with ``weights_only=True`` (a checkpoint never runs code), keys
     normalised to start with ``model.``."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            for message in _LOAD_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError for truncated files, ...
         raise WeightsError(f"{path} is not a loadable weights-only PyTorch checkpoint: {exc}") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

@@ -2,10 +2,9 @@
 the ``torch`` backend; ``onnx`` and ``openvino`` run without it once the ONNX export is cached."""
 from __future__ import annotations
 
-from face_alignment.errors import FaceBenchError
 from face_alignment.weights import resolve_weights
 
-from .base import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS, BaseEmbedder, embedder_label
+from .base import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
 from .onnx_embedder import runtime_embedder
 
 
@@ -25,16 +24,10 @@ def create_embedder(backend: str = "torch", precision: str = "fp32", name: str =
     cores for onnx, made for the pipelined runner's two embedding workers, every core for openvino);
     PyTorch's threads are process-wide (``torch.set_num_threads``), so the torch backend ignores it.
     """
-    if backend not in BACKENDS:
-        raise FaceBenchError(f"unknown embedder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise FaceBenchError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    check_embedder(backend, precision, "cpu" if quantized else device, quantized)
     if backend == "torch":
         from .torch_embedder import Embedder
 
         return Embedder.from_weights(name, path, weights_dir, device, batch_size, quantized, precision)
-    if quantized:
-        raise FaceBenchError("--quantized keeps the released qint8 PyTorch model: it needs --embedder torch "
-                             "(for INT8 on ONNX Runtime or OpenVINO use --precision int8)")
     return runtime_embedder(backend, precision, resolve_weights(name, path, weights_dir), embedder_label(name, path),
                             device, batch_size, calibration, cache_dir, tensorrt, threads)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from face_alignment.errors import FaceBenchError, MissingDependencyError
+from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import OrtSettings, onnx_session, resolve_device
 
 from . import quantize
-from .base import BaseEmbedder, preprocess
+from .base import BaseEmbedder, check_embedder, preprocess
 from .onnx_export import INPUT_NAME, default_cache_dir, onnx_model_path
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,9 @@ class OpenVinoEmbedder(BaseEmbedder):
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 64, name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", hint: str = "LATENCY",
                  threads: int = 0) -> None:
-        try:
-            import openvino as ov
-        except ImportError as exc:
-            raise MissingDependencyError("--embedder openvino needs OpenVINO: pip install openvino") from exc
-        if device not in ("auto", "cpu"):
-            raise FaceBenchError(f"the openvino embedder runs on the CPU, not {device!r}: use --embedder onnx "
-                                 "or torch on a GPU")
+        check_embedder(self.backend, precision, device)
+        import openvino as ov
+
         config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -107,8 +103,7 @@ def runtime_embedder(backend: str, precision: str, weights: Path, label: str, de
                      threads: int | None = None) -> BaseEmbedder:
     """The ``onnx`` or ``openvino`` embedder of checkpoint ``weights`` at ``precision``: its
     ONNX export, the fp16 copy (onnx on CUDA) or the static INT8 model (needs ``calibration``)."""
-    if backend == "onnx" and precision == "fp16" and not resolve_device(device).startswith("cuda"):
-        raise FaceBenchError("onnx fp16 needs a CUDA device (--device cuda); on the CPU use fp32 or int8")
+    check_embedder(backend, precision, device)
     model = onnx_model_path(weights, cache_dir)
     if precision == "int8":
         if calibration is None:

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import resolve_device
 from face_alignment.weights import resolve_weights
 
-from .base import DEFAULT_EMBEDDER, BaseEmbedder, embedder_label
+from .base import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
 from .edgeface import load_edgeface
 
 
@@ -24,11 +23,7 @@ class Embedder(BaseEmbedder):
     def __init__(self, model: torch.nn.Module, device: str = "auto", batch_size: int = 64,
                  name: str = "edgeface", weights_path: Path | None = None, precision: str = "fp32") -> None:
         device = resolve_device(device)
-        if precision not in ("fp32", "fp16"):
-            raise FaceBenchError(f"the torch embedder runs fp32 or fp16, not {precision!r}; int8 runs on "
-                                 "--embedder onnx or openvino (or --quantized for the released qint8 model)")
-        if precision == "fp16" and not device.startswith("cuda"):
-            raise FaceBenchError("fp16 needs a CUDA device (--device cuda); on the CPU use fp32")
+        check_embedder(self.backend, precision, device)
         super().__init__(device, batch_size, name, weights_path, precision)
         self.model = model.to(self.device).eval()
         self._dtype = torch.float16 if precision == "fp16" else torch.float32

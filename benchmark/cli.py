@@ -28,8 +28,6 @@ distances). Interrupted runs resume from <out>/cache.
 Without a command, facebench runs the benchmark with the options below (the same as
 `facebench run`). `facebench COMMAND --help` describes each command."""
 
-COMMANDS = ("run", "methods", "fetch-lfw", "compare", "plot", "speed")
-
 
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
@@ -54,7 +52,8 @@ def _quiet(p: argparse.ArgumentParser) -> None:
 
 
 def _weights(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights-dir", help="folder with the weights (default: $FACEBENCH_WEIGHTS or checkpoints/)")
+    p.add_argument("--weights-dir", help="folder with the weights (default: $FACEBENCH_WEIGHTS, else checkpoints/ "
+                   "then ../shared/weights)")
 
 
 def _data(p: argparse.ArgumentParser) -> None:

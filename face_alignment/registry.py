@@ -162,7 +162,7 @@ def method_status(name: str, weights_directory=None) -> MethodStatus:
     if missing:
         return MethodStatus(name, False, f"pip install {' '.join(missing)}", info.description)
     root = weights_dir(weights_directory)
-    absent = [spec for spec in info.weights if find_weights(spec, root) is None]
+    absent = [spec for spec in info.weights if find_weights(spec, weights_directory) is None]
     unobtainable = [spec for spec in absent if not spec.url]  # no official URL: only the user can put it there
     if unobtainable:
         places = ", ".join(f"{spec.filename} at {root / spec.relpath}" for spec in unobtainable)

@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+
+from .errors import FaceBenchError
 
 log = logging.getLogger(__name__)
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
            "all": "ORT_ENABLE_ALL"}
+
+
+def check_device(device: str) -> str:
+    """``device`` resolved (``auto``: CUDA when torch sees a GPU, else the CPU) once it is known to
+    work here; a :class:`FaceBenchError` that says what is missing otherwise, so that a run can
+    refuse a device before any work."""
+    if device in ("auto", "cpu"):
+        return resolve_device(device)
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        raise FaceBenchError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    try:
+        import torch
+    except ImportError:
+        raise FaceBenchError(f"--device {device} needs PyTorch with CUDA, which is not installed") from None
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise FaceBenchError(f"--device {device}: no usable CUDA GPU here (torch {torch.__version__} is {build}; "
+                             "no NVIDIA GPU, or its driver is missing or too old for that CUDA); use --device cpu")
+    count = torch.cuda.device_count()
+    if int(device.partition(":")[2] or 0) >= count:
+        raise FaceBenchError(f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return device
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -31,6 +31,18 @@ def pick_target_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Fac
     return max(centred or faces, key=lambda f: f.area)
 
 
+def pick_central_face(faces: Sequence[Face], image_shape: tuple[int, ...], large: float = 0.5) -> Face | None:
+    """The most central large face, for loose crops of one person at any size (CFP): among the
+    faces at least ``large`` times the area of the largest (a small face in the background is never
+    the subject), the one whose box centre is nearest the image centre; None when there is none."""
+    if not faces:
+        return None
+    biggest = max(f.area for f in faces)
+    cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+    candidates = [f for f in faces if f.area >= large * biggest]
+    return min(candidates, key=lambda f: np.hypot((f.bbox[0] + f.bbox[2]) / 2 - cx, (f.bbox[1] + f.bbox[3]) / 2 - cy))
+
+
 def roll_degrees(landmarks: np.ndarray) -> float:
     """In-plane rotation of a face: the angle of the line from the left to the right eye."""
     (lx, ly), (rx, ry) = landmarks[0], landmarks[1]

@@ -4,10 +4,11 @@ A :class:`WeightSpec` names one file and its sha256. A detector declares its spe
 passing them to :func:`~face_alignment.registry.register_detector`; :data:`MANIFEST` holds the
 others (the embedders').
 
-A file is looked for, in order: an explicit path; the weights directory (argument,
-``FACEBENCH_WEIGHTS``, default ``checkpoints/``), both as ``<dir>/<subdir>/<file>`` and
-``<dir>/<file>``; then it is downloaded from its official URL into the weights directory with its
-sha256 checked. Offline, a missing file is a :class:`WeightsError` that names the file and where to
+A file is looked for, in order: an explicit path; the weights directory (argument, else
+``$FACEBENCH_WEIGHTS``, else ``checkpoints/`` and then ``../shared/weights``, the shared folder
+beside a checkout that the data's LFW lookup also uses), each as ``<dir>/<subdir>/<file>`` and
+``<dir>/<file>``; then it is downloaded from its official URL into the first of those folders with
+its sha256 checked. Offline, a missing file is a :class:`WeightsError` that names the file and where to
 put it. A file whose sha256 differs from its spec is refused, except inside
 :func:`unverified_weights` (the CLI's ``--allow-unverified-weights``), which records what it let through.
 """
@@ -30,7 +31,9 @@ from .errors import ChecksumError, WeightsError
 log = logging.getLogger(__name__)
 
 WEIGHTS_ENV = "FACEBENCH_WEIGHTS"
-DEFAULT_WEIGHTS_DIR = Path("checkpoints")
+#: the folders searched when none is given and $FACEBENCH_WEIGHTS is unset, in order; downloads go
+#: to the first
+DEFAULT_WEIGHTS_DIRS = (Path("checkpoints"), Path("../shared/weights"))
 
 
 @dataclass(frozen=True)
@@ -80,12 +83,18 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The weights directory: the argument, else ``$FACEBENCH_WEIGHTS``, else ``checkpoints/``."""
+def weights_dirs(explicit: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for weights: the argument, else ``$FACEBENCH_WEIGHTS``, else
+    :data:`DEFAULT_WEIGHTS_DIRS`."""
     if explicit:
-        return Path(explicit)
+        return [Path(explicit)]
     env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else DEFAULT_WEIGHTS_DIR
+    return [Path(env)] if env else list(DEFAULT_WEIGHTS_DIRS)
+
+
+def weights_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where a missing file is downloaded to, and where it is said to belong: the first searched folder."""
+    return weights_dirs(explicit)[0]
 
 
 #: the files used unverified in the current :func:`unverified_weights` block; None outside one
@@ -175,35 +184,35 @@ def resolve_weights(
     if spec is None:
         raise WeightsError(f"no weights named {name!r} in the manifest (known: {', '.join(sorted(MANIFEST))}); "
                            "a detector's weights are found with face_alignment.registry.weight_spec")
-    root = weights_dir(directory)
-    found = find_weights(spec, root)
+    found = find_weights(spec, directory)
     if found is not None:
         verify(found, spec.sha256, allow_unverified)
         return found
-    target = root / spec.relpath
+    target = weights_dir(directory) / spec.relpath
     if spec.url and download_missing:
         log.info("downloading %s from %s", spec.filename, spec.url)
         try:
             return download(spec.url, target, spec.sha256)
         except (OSError, http.client.HTTPException) as exc:  # HTTPException: e.g. the connection dropped
-            raise WeightsError(_missing_message(spec, root, f"download failed ({exc})")) from exc
-    raise WeightsError(_missing_message(spec, root, "no download URL" if not spec.url else "download disabled"))
+            raise WeightsError(_missing_message(spec, directory, f"download failed ({exc})")) from exc
+    raise WeightsError(_missing_message(spec, directory, "no download URL" if not spec.url else "download disabled"))
 
 
-def _missing_message(spec: WeightSpec, root: Path, why: str) -> str:
+def _missing_message(spec: WeightSpec, directory: str | os.PathLike | None, why: str) -> str:
     where = f"from {spec.url}" if spec.url else f"from {spec.source}"
+    searched = " or ".join(str(root) for root in weights_dirs(directory))
     return (
-        f"weights {spec.filename!r} for {spec.name!r} not found in {root} ({why}). "
-        f"Get it {where} and put it at {root / spec.relpath} "
+        f"weights {spec.filename!r} for {spec.name!r} not found in {searched} ({why}). "
+        f"Get it {where} and put it at {weights_dir(directory) / spec.relpath} "
         f"(sha256 {spec.sha256}), or point --weights-dir / ${WEIGHTS_ENV} at a folder that has it."
     )
 
 
 def find_weights(spec: WeightSpec, directory: str | os.PathLike | None = None) -> Path | None:
-    """The local file of ``spec`` in the weights directory, as ``<subdir>/<file>`` or ``<file>``,
-    if present (unverified), else None."""
-    root = weights_dir(directory)
-    for candidate in (root / spec.relpath, root / spec.filename):
-        if candidate.is_file():
-            return candidate
+    """The local file of ``spec`` in the first searched folder that has it (:func:`weights_dirs`),
+    as ``<subdir>/<file>`` or ``<file>`` (unverified), else None."""
+    for root in weights_dirs(directory):
+        for candidate in (root / spec.relpath, root / spec.filename):
+            if candidate.is_file():
+                return candidate
     return None

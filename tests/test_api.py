@@ -1,4 +1,9 @@
 """The notebook API (``import benchmark``) on a real run: run_lfw, load_run, plot_*, compare_runs."""
+import json
+import re
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -7,7 +12,7 @@ import benchmark
 from benchmark.api import resolve_methods
 from benchmark.report.files import COLUMNS
 from face_alignment.errors import FaceBenchError
-from tests.conftest import ALIGNED_DIR, LFW_DIR, WEIGHTS_DIR
+from tests.conftest import ALIGNED_DIR, LFW_DIR, REPO, SHARED, WEIGHTS_DIR
 
 pytestmark = pytest.mark.shared
 
@@ -81,3 +86,35 @@ def test_resolve_methods():
     assert resolve_methods(["retinaface"]) == ["retinaface"]
     ready = resolve_methods("all", WEIGHTS_DIR)
     assert "yunet" in ready and "mtcnn" in ready  # their weights are in ../shared/weights
+
+
+def _readme_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README."""
+    text = (REPO / "README.md").read_text()
+    after = text[text.index(heading):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```", start)]
+
+
+def test_the_readmes_notebook_code_runs_as_a_plain_script(tmp_path):
+    """Pasted into a script with no ``if __name__ == "__main__":`` guard, the README's notebook code
+    runs: each method's spawned process must not run the script again."""
+    code = _readme_block("### The benchmark in a notebook")
+    replacements = (('"../shared/', f'"{SHARED}/'), ('"results/nb', f'"{tmp_path}/nb'),
+                    ("max_pairs=600", "max_pairs=40"))
+    for old, new in replacements:
+        assert old in code, old  # the README still reads as this test assumes
+        code = code.replace(old, new)
+    script = tmp_path / "readme_notebook.py"
+    script.write_text(code + "\nprint(report.set_index('method')[['accuracy', 'success_rate', 'error']].to_json())\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(rows["accuracy"]) == {"reference", "yunet", "mtcnn"}
+    assert all(error == "" for error in rows["error"].values())
+    # 40 pairs: real numbers, not the fallback's (every face is found on these LFW images)
+    assert all(0.85 <= acc <= 1.0 for acc in rows["accuracy"].values()), rows
+    assert rows["success_rate"]["yunet"] == 1.0 and rows["success_rate"]["mtcnn"] == 1.0
+    # the image the README's gallery shows is one of the run's (else its cells say "not in this run")
+    shown = re.search(r'plot_gallery\(run, images=\["([^"]+)"\]', code).group(1)
+    assert shown in benchmark.load_run(tmp_path / "nb").image_log("yunet")["image"].tolist()

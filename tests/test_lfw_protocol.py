@@ -114,3 +114,17 @@ def test_image_root_inside_the_lfw_folder():
 def test_subset_keeps_fold_structure():
     sub = subset_pairs(read_pairs(LFW_DIR / "pairs.txt"), 5)
     assert len(sub) == 100 and np.bincount(sub.folds).tolist() == [10] * 10 and sub.same.sum() == 50
+
+
+@pytest.mark.shared
+def test_what_the_protocol_changes_is_said(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert len(lfw_protocol(LFW_DIR, max_pairs=240).pairs) == 240
+    assert not caplog.records  # a multiple of 20 is kept as it is
+    with caplog.at_level(logging.WARNING):
+        assert len(lfw_protocol(LFW_DIR, max_pairs=250).pairs) == 240
+    assert "--max-pairs 250: using 240 pairs, 12 same and 12 different in each of the 10 folds" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        lfw_protocol(ALIGNED_DIR, pairs=LFW_DIR / "pairs.txt")  # the crops where the originals belong
+    assert "are 112x112: aligned crops?" in caplog.text

@@ -1,5 +1,8 @@
 """The runner on real LFW images: fallbacks are counted, interrupted runs resume to the same
 numbers, and each image is processed once."""
+import csv
+import logging
+
 import numpy as np
 import pytest
 
@@ -9,6 +12,7 @@ from benchmark.protocol.scores import summarize
 from benchmark.run.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
 from benchmark.run.cropping import detector_cropper
 from benchmark.run.pipeline import process_images
+from benchmark.run.runner import RunConfig, run_benchmark
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 
 pytestmark = pytest.mark.shared
@@ -68,8 +72,6 @@ def test_cli_end_to_end(tmp_path, capsys):
     code = main(["--methods", "yunet", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR),
                  "--max-pairs", "40", "--out", str(tmp_path), "--device", "cpu", "--quiet"])
     assert code == 0
-    import csv
-
     rows = list(csv.DictReader(open(tmp_path / "report.csv")))
     assert rows[0]["method"] == "yunet" and rows[0]["n_pairs"] == "40" and float(rows[0]["success_rate"]) == 1.0
     assert (tmp_path / "images/yunet.csv").is_file() and (tmp_path / "scores/yunet.npz").is_file()
@@ -85,3 +87,33 @@ def test_methods_command(capsys):
 def test_unknown_method_is_a_clear_error(capsys):
     assert main(["--methods", "nope", "--lfw-dir", str(LFW_DIR), "--quiet"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def _report(out) -> dict[str, dict[str, str]]:
+    with open(out / "report.csv", newline="") as fh:
+        return {row["method"]: row for row in csv.DictReader(fh)}
+
+
+def test_a_rerun_keeps_the_other_rows_and_a_cached_rerun_changes_no_figure(tmp_path, caplog):
+    def run(methods, max_pairs=40):
+        return run_benchmark(RunConfig(methods=methods, lfw_dir=LFW_DIR, weights_dir=WEIGHTS_DIR, out=tmp_path,
+                                       device="cpu", max_pairs=max_pairs, progress=False, isolate=False))
+
+    run(["yunet", "mediapipe_simple"])
+    first = _report(tmp_path)
+    with caplog.at_level(logging.INFO):
+        run(["yunet"])  # every image of yunet is in its cache: nothing is processed
+    second = _report(tmp_path)
+    assert list(second) == ["yunet", "mediapipe_simple"]  # the other method's row is kept, in its place
+    assert second["mediapipe_simple"] == first["mediapipe_simple"]
+    assert "keeping the rows of mediapipe_simple" in caplog.text
+    # the cached rerun's row: every figure as the run that did the work (its peak memory too, not the
+    # idle rerun's), only the run's own metadata is new
+    changed = {c for c in first["yunet"] if first["yunet"][c] != second["yunet"][c]}
+    assert changed <= {"started_at"}, changed
+    assert float(second["yunet"]["peak_rss_mb"]) > 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run(["yunet"], max_pairs=60)  # other pairs: the earlier rows cannot stand beside this one
+    assert list(_report(tmp_path)) == ["yunet"] and _report(tmp_path)["yunet"]["n_pairs"] == "60"
+    assert "held the rows of mediapipe_simple over other pairs" in caplog.text

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from face_alignment import registry
 from face_alignment.errors import ChecksumError, WeightsError
 from face_alignment.registry import weight_spec, weight_specs
 from face_alignment.weights import resolve_weights, sha256_file, unverified_weights
@@ -56,6 +57,28 @@ def test_resolution_order(tmp_path, monkeypatch):
     assert resolve_weights(YUNET, directory=flat) == flat / "face_detection_yunet_2023mar.onnx"
     explicit = flat / "face_detection_yunet_2023mar.onnx"
     assert resolve_weights(YUNET, path=explicit, directory=tmp_path / "empty") == explicit
+
+
+@pytest.mark.shared
+def test_default_folders_are_checkpoints_then_the_shared_weights(tmp_path, monkeypatch):
+    """Without --weights-dir and $FACEBENCH_WEIGHTS: checkpoints/ first, then ../shared/weights
+    (where the LFW lookup also looks), so a checkout beside ../shared needs no option."""
+    checkout, shared = tmp_path / "repo", tmp_path / "shared" / "weights"
+    (checkout / "checkpoints").mkdir(parents=True)
+    (shared / "yunet").mkdir(parents=True)
+    original = WEIGHTS_DIR / YUNET.relpath
+    shutil.copy(original, shared / YUNET.relpath)
+    monkeypatch.chdir(checkout)
+    monkeypatch.delenv("FACEBENCH_WEIGHTS", raising=False)
+    assert resolve_weights(YUNET).resolve() == (shared / YUNET.relpath).resolve()
+    assert registry.method_status("yunet").reason == "ready"
+    retinaface = registry.method_status("retinaface")  # in neither folder: said to belong in checkpoints/
+    assert not retinaface.ready and "checkpoints/retinaface/mobilenet0.25_Final.pth" in retinaface.reason
+    shutil.copy(original, checkout / "checkpoints" / YUNET.filename)  # the project's own folder comes first
+    assert resolve_weights(YUNET) == Path("checkpoints") / YUNET.filename
+    monkeypatch.setenv("FACEBENCH_WEIGHTS", str(tmp_path / "elsewhere"))  # the variable replaces both
+    with pytest.raises(WeightsError, match="not found in .*elsewhere"):
+        resolve_weights(YUNET, download_missing=False)
 
 
 def test_wrong_file_in_weights_dir_is_refused(tmp_path):

@@ -10,6 +10,7 @@ another data set is another function that returns this type.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,18 @@ class VerificationProtocol:
             if missing:
                 log.warning("%d of %d images are missing under %s (counted as unreadable), e.g. %s",
                             len(missing), len(self.pairs.images), root, missing[0])
+
+
+def find_data_dir(explicit: str | os.PathLike | None, env: str, candidates: tuple[str, ...], what: str,
+                  hint: str) -> Path:
+    """A data set's folder: ``explicit``, else ``$env``, else the first of ``candidates`` that
+    exists; a :class:`DatasetError` naming where it looked, with ``hint`` (how to get the data)."""
+    if explicit is not None:
+        return Path(explicit)
+    for candidate in (os.environ.get(env), *candidates):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    raise DatasetError(f"no {what} folder given or found (looked in ${env}, {', '.join(candidates)}). {hint}")
 
 
 def reference_crop(image: np.ndarray) -> np.ndarray:

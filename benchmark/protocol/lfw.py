@@ -2,13 +2,19 @@
 files, Kaggle's ``pairs.csv`` or a ``path1,path2,same`` CSV over the same images)."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+from PIL import Image
+
+from face_alignment import CROP_SIZE
 from face_alignment.errors import DatasetError
 
-from .base import VerificationProtocol
-from .pairs import N_FOLDS, read_pairs, subset_pairs
+from .base import VerificationProtocol, find_data_dir
+from .pairs import N_FOLDS, PairList, read_pairs, subset_pairs
+
+log = logging.getLogger(__name__)
 
 LFW_ENV = "FACEBENCH_LFW"
 #: where the LFW folder is looked for when none is given, in order (after $FACEBENCH_LFW)
@@ -25,13 +31,7 @@ DATA_HINT = (
 def find_lfw_dir(lfw_dir: str | os.PathLike | None = None) -> Path:
     """``lfw_dir``, else ``$FACEBENCH_LFW``, ``data/lfw`` or ``../shared/data/lfw``, whichever
     exists first."""
-    if lfw_dir is not None:
-        return Path(lfw_dir)
-    for candidate in (os.environ.get(LFW_ENV), *LFW_CANDIDATES):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    raise DatasetError(f"no LFW folder given or found (looked in ${LFW_ENV}, {', '.join(LFW_CANDIDATES)}). "
-                       f"{DATA_HINT}")
+    return find_data_dir(lfw_dir, LFW_ENV, LFW_CANDIDATES, "LFW", DATA_HINT)
 
 
 def find_image_root(lfw_dir: str | os.PathLike) -> Path:
@@ -63,6 +63,22 @@ def lfw_protocol(lfw_dir: str | os.PathLike | None = None, pairs: str | os.PathL
     image_root = find_image_root(lfw_dir)
     pair_list = read_pairs(pairs or find_pairs_file(lfw_dir, image_root))
     if max_pairs:
-        pair_list = subset_pairs(pair_list, max(1, max_pairs // (2 * N_FOLDS)))
+        per_fold = max(1, max_pairs // (2 * N_FOLDS))
+        if 2 * N_FOLDS * per_fold != max_pairs:
+            log.warning("--max-pairs %d: using %d pairs, %d same and %d different in each of the %d folds",
+                        max_pairs, 2 * N_FOLDS * per_fold, per_fold, per_fold, N_FOLDS)
+        pair_list = subset_pairs(pair_list, per_fold)
+    _warn_if_aligned(image_root, pair_list)
     return VerificationProtocol("lfw", image_root, pair_list, Path(aligned_dir) if aligned_dir else None,
                                 data_hint=DATA_HINT)
+
+
+def _warn_if_aligned(image_root: Path, pairs: PairList) -> None:
+    """LFW's images are 250x250; 112x112 ones are aligned crops given where the originals belong."""
+    first = next((image_root / p for p in pairs.images if (image_root / p).is_file()), None)
+    if first is None:
+        return
+    with Image.open(first) as image:
+        if image.size == (CROP_SIZE, CROP_SIZE):
+            log.warning("the images under %s are %dx%d: aligned crops? Give the folder of the original LFW "
+                        "images as --lfw-dir (the crops go to --aligned-dir)", image_root, *image.size)

@@ -19,6 +19,7 @@ from face_alignment import LANDMARK_NAMES
 from face_alignment.atomic import atomic_path
 from face_alignment.errors import FaceBenchError
 
+from ..protocol.base import VerificationProtocol
 from ..protocol.scores import PairScores
 
 #: report columns, in order; later versions add columns, never rename these
@@ -67,13 +68,38 @@ def write_image_log(path: Path, images: list[str], results, status_names: dict[i
     _write_csv(path, IMAGE_LOG_COLUMNS, rows)
 
 
+def run_info(protocol: VerificationProtocol, max_pairs: int | None) -> dict:
+    """What ``run.json`` holds: the run's settings that the report rows do not carry (the data set,
+    where the images and reference crops were, the pairs file and its fingerprint)."""
+    reference = protocol.reference_dir
+    return {
+        "dataset": protocol.name, "image_root": str(protocol.image_root.resolve()),
+        "aligned_dir": str(reference.resolve()) if reference else None,
+        "pairs_file": str(Path(protocol.pairs.source).resolve()), "pairs_sha256": protocol.pairs.fingerprint(),
+        "max_pairs": max_pairs,
+    }
+
+
 def write_run_info(out: Path, info: dict) -> Path:
-    """``<out>/run.json``: the run's settings that the report rows do not carry (where the
-    images and reference crops were, the pairs file and its fingerprint)."""
+    """``<out>/run.json`` (see :func:`run_info`)."""
     path = Path(out) / RUN_INFO
     text = json.dumps(info, indent=2, sort_keys=True, default=str) + "\n"
     write_text(path, text)
     return path
+
+
+def read_run_info(out: Path) -> dict:
+    """``<out>/run.json``, or ``{}`` where there is none."""
+    path = Path(out) / RUN_INFO
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_report_rows(path: Path) -> list[dict[str, str]]:
+    """``report.csv``'s rows as written (text cells), to be written again as they are."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 @contextmanager
@@ -168,6 +194,4 @@ def load_run(path: str | os.PathLike) -> Run:
     path = Path(path)
     if not (path / "report.csv").is_file():
         raise FaceBenchError(f"{path} holds no report.csv: give the output folder (--out) of a facebench run")
-    info_path = path / RUN_INFO
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    return Run(path, read_report(path / "report.csv"), info)
+    return Run(path, read_report(path / "report.csv"), read_run_info(path))

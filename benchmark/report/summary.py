@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..protocol.base import VerificationProtocol
-from .files import Run, describe_embedder, load_run, write_run_info, write_text
+from .files import Run, describe_embedder, load_run, write_text
 from .plots import save_charts
 
 log = logging.getLogger(__name__)
@@ -111,20 +110,11 @@ def redraw_run(path: str | os.PathLike, image_root: str | os.PathLike | None = N
     return written
 
 
-def write_run_outputs(out: Path, protocol: VerificationProtocol, max_pairs: int | None,
-                      methods: Sequence[str]) -> list[Path]:
-    """End of a run: ``run.json`` (where the images were, the pairs' fingerprint), then the
-    charts and ``summary.md``. The report is already on disk, so a failure here is logged, not
-    raised: it must not cost a finished run."""
-    reference = protocol.reference_dir
-    info = {
-        "dataset": protocol.name, "image_root": str(protocol.image_root.resolve()),
-        "aligned_dir": str(reference.resolve()) if reference else None,
-        "pairs_file": str(Path(protocol.pairs.source).resolve()), "pairs_sha256": protocol.pairs.fingerprint(),
-        "max_pairs": max_pairs, "methods": list(methods),
-    }
+def write_run_outputs(out: Path) -> list[Path]:
+    """End of a run: the charts and ``summary.md``. The report is already on disk, so a failure
+    here is logged, not raised: it must not cost a finished run."""
     try:
-        return [write_run_info(out, info), *redraw_run(out)]
+        return redraw_run(out)
     except Exception:  # a chart bug must not turn a finished run into a crash
         log.exception("could not write the charts and summary of %s (redraw with `facebench plot %s`)", out, out)
         return []

@@ -46,6 +46,8 @@ class MethodResults:
     reasons: dict[int, str] = field(default_factory=dict)
     embed_seconds: float = 0.0
     wall_seconds: float = 0.0  # summed over the runs (and resumes) that filled this cache
+    peak_rss_mb: float = 0.0  # the highest over the runs that processed images (a resume that only
+    peak_gpu_mb: float = 0.0  # reads the cache does not lower or replace them)
 
     @classmethod
     def empty(cls, n: int, dim: int = 512) -> MethodResults:
@@ -59,7 +61,8 @@ class MethodResults:
             np.savez(fh, embeddings=self.embeddings, status=self.status, landmarks=self.landmarks,
                      scores=self.scores, detect_ms=self.detect_ms,
                      reasons=np.array(json.dumps({str(k): v for k, v in self.reasons.items()})),
-                     embed_seconds=np.array(self.embed_seconds), wall_seconds=np.array(self.wall_seconds))
+                     embed_seconds=np.array(self.embed_seconds), wall_seconds=np.array(self.wall_seconds),
+                     peak_rss_mb=np.array(self.peak_rss_mb), peak_gpu_mb=np.array(self.peak_gpu_mb))
 
     @classmethod
     def load(cls, path: Path, n: int) -> MethodResults | None:
@@ -69,9 +72,10 @@ class MethodResults:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
+                peaks = [float(data[k]) if k in data.files else 0.0 for k in ("peak_rss_mb", "peak_gpu_mb")]
                 results = cls(data["embeddings"], data["status"], data["landmarks"], data["scores"],
                               data["detect_ms"], {int(k): v for k, v in json.loads(str(data["reasons"])).items()},
-                              float(data["embed_seconds"]), float(data["wall_seconds"]))
+                              float(data["embed_seconds"]), float(data["wall_seconds"]), *peaks)
         except Exception as exc:  # a truncated zip, EOF, not an npz, a missing array, bad JSON ...
             log.warning("ignoring unreadable cache %s (%s: %s); recomputing", path, type(exc).__name__, exc)
             return None
@@ -92,6 +96,11 @@ class MethodResults:
         if not np.isin(self.status, list(STATUS_NAMES)).all():
             return "unknown status codes"
         return ""
+
+    def record_peaks(self, rss_mb: float, gpu_mb: float) -> None:
+        """Take the peak memory of a run that processed images into the highest so far."""
+        self.peak_rss_mb = max(self.peak_rss_mb, rss_mb)
+        self.peak_gpu_mb = max(self.peak_gpu_mb, gpu_mb)
 
     @property
     def done(self) -> int:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from backbones import BaseEmbedder
+
 from ..protocol.conditions import CLEAN, ImageCondition
 from .cache import MethodResults
 from .cropping import Cropper
@@ -29,7 +31,7 @@ class MethodWork:
     images: Sequence[str]
     root: Path
     cropper: Cropper
-    embedder: object  # a backbones.BaseEmbedder
+    embedder: BaseEmbedder
     flip: bool = False
     condition: ImageCondition = CLEAN
 

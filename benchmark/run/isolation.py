@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,7 +68,7 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(sender, target, args, logging.getLogger().getEffectiveLevel()),
                             name=f"facebench-{name}")
-    child.start()
+    _start_without_callers_main(child)
     sender.close()  # the child holds the only writing end: the pipe ends when it does
     outcome, progress = ChildOutcome(), None
     try:
@@ -90,6 +91,20 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
     if outcome.result is None:
         outcome.error = _describe_death(child.exitcode, progress)
     return outcome
+
+
+def _start_without_callers_main(child) -> None:
+    """Start ``child`` without re-running the caller's script in it. ``spawn`` re-imports the
+    parent's ``__main__`` in the child (so that functions defined there can be unpickled); a script
+    that calls the benchmark without an ``if __name__ == "__main__":`` guard would then run again
+    there and fail (``freeze_support``). The child needs nothing of it: its target is a function of
+    this package, so the parent's ``__main__`` is hidden while the child's start-up data is made."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        child.start()
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _messages(receiver: multiprocessing.connection.Connection, child):

@@ -13,22 +13,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from backbones import DEFAULT_EMBEDDER, BaseEmbedder, create_embedder
+from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder
 from face_alignment.errors import FaceBenchError
-from face_alignment.runtime import resolve_device
+from face_alignment.runtime import check_device
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import REFERENCE, VerificationProtocol
 from ..protocol.conditions import CLEAN
 from ..protocol.lfw import lfw_protocol
 from ..protocol.scores import summarize
-from ..report.files import write_image_log, write_report
+from ..report.files import read_report_rows, read_run_info, run_info, write_image_log, write_report, write_run_info
 from ..report.summary import write_run_outputs
 from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
 from .cropping import DETECTOR_ERROR, ImageSource, image_source
@@ -99,11 +99,14 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     """Run every method of ``config`` on its protocol's pairs; returns the report rows (also
     written to ``<out>/report.csv`` after each method, so finished work is on disk).
 
-    Configuration errors (data, pairs, embedder weights, output folder) raise before any method
-    starts. With ``config.isolate`` each method runs in its own process, which loads its own
-    embedder: a crash there becomes that method's error row (:mod:`benchmark.run.isolation`); the
-    embedder loaded here on the CPU only checks the weights and describes them.
+    Configuration errors (device, embedder backend and precision, data, pairs, embedder weights,
+    output folder) raise before any method starts. With ``config.isolate`` each method runs in its
+    own process, which loads its own embedder: a crash there becomes that method's error row
+    (:mod:`benchmark.run.isolation`); the embedder loaded here on the CPU only checks the weights
+    and describes them.
     """
+    device = check_device(config.device)
+    check_embedder(config.embedder_backend, config.precision, "cpu" if config.quantized else device, config.quantized)
     protocol = load_protocol(config)
     out = _output_folder(config.out)
     with unverified_weights(config.allow_unverified_weights) as unverified:
@@ -112,25 +115,48 @@ def run_benchmark(config: RunConfig) -> list[dict]:
         embedder = _load_embedder(described, "cpu" if config.isolate else config.device)
     meta = {
         "n_pairs": len(protocol.pairs), "n_images": len(protocol.pairs.images), "flip": config.flip,
-        "device": resolve_device("cpu" if config.quantized else config.device),
+        "device": "cpu" if config.quantized else device,
         "embedder": embedder.name, "embedder_sha256": embedder.weights_sha256, "versions": library_versions(),
         "embedder_backend": config.embedder_backend, "precision": config.precision,
-        "git_commit": git_commit(), "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "unverified_weights": ";".join(map(str, unverified)),
     }
-    rows = []
     methods = list(config.methods)
     if protocol.reference_dir:
         methods.insert(0, REFERENCE)
+    info = run_info(protocol, config.max_pairs)
+    report = {row["method"]: row for row in _earlier_rows(out, info, methods)}
+    write_run_info(out, info)
+    rows = []
     for method in methods:
         if config.isolate:
             row = _run_isolated(method, config, protocol, meta, out)
         else:
             row = _run_method(method, config, protocol, meta, out, embedder)
         rows.append(row)
-        write_report(rows, out / "report.csv")
+        report[method] = row  # an earlier row of the method is replaced where it stood
+        write_report(list(report.values()), out / "report.csv")
     log.info("report written to %s", out / "report.csv")
-    write_run_outputs(out, protocol, config.max_pairs, list(config.methods))
+    write_run_outputs(out)
+    return rows
+
+
+def _earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
+    """The rows ``out/report.csv`` already holds, when an earlier run there scored the same pairs:
+    a rerun with fewer methods keeps the others' rows (their scores and logs are still there). Over
+    other pairs they cannot stand beside this run's rows, and are dropped with a warning."""
+    rows = read_report_rows(out / "report.csv")
+    if not rows:
+        return []
+    earlier = read_run_info(out)
+    others = sorted({row["method"] for row in rows} - set(methods))
+    if (earlier.get("dataset", "lfw"), earlier.get("pairs_sha256")) != (info["dataset"], info["pairs_sha256"]):
+        if others:
+            log.warning("%s held the rows of %s over other pairs than this run's: they are dropped from "
+                        "report.csv (their score files stay in scores/)", out, ", ".join(others))
+        return []
+    if others:
+        log.info("keeping the rows of %s from an earlier run over the same pairs in %s", ", ".join(others), out)
     return rows
 
 
@@ -163,12 +189,16 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
                 source = image_source(method, protocol, config.device, config.weights_dir)
                 row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
                     filter(None, [meta["unverified_weights"], *map(str, unverified)])))
-                results = _process(method, source, config, protocol, embedder, meta, out, progress)
+                results, cache_path, processed = _process(method, source, config, protocol, embedder, meta, out,
+                                                          progress)
+            if processed:  # a rerun that only read the cache keeps the peaks of the runs that did the work
+                results.record_peaks(memory.peak_rss_mb, memory.peak_gpu_mb)
+                results.save(cache_path)
         scores = results.score(protocol.pairs)
         scores.save(out / "scores" / f"{method}.npz")
         write_image_log(out / "images" / f"{method}.csv", protocol.pairs.images, results, STATUS_NAMES)
         row.update(summarize(scores))
-        row.update(_timing(results, memory, source.weights_sha256))
+        row.update(_timing(results, source.weights_sha256))
         row["success_rate"] = float(np.mean(results.status == FOUND))
         row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
         log.info("%s: accuracy %.4f, success rate %.4f", method, row["accuracy"], row["success_rate"])
@@ -182,9 +212,10 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
 
 
 def _process(method: str, source: ImageSource, config: RunConfig, protocol: VerificationProtocol,
-             embedder: BaseEmbedder, meta: dict, out: Path, progress: Progress) -> MethodResults:
-    """Every image's result, resumed from the method's cache, which is saved after each chunk.
-    The cache file is named by a key over everything that produced its contents."""
+             embedder: BaseEmbedder, meta: dict, out: Path, progress: Progress) -> tuple[MethodResults, Path, bool]:
+    """Every image's result, resumed from the method's cache, which is saved after each chunk;
+    the cache file (named by a key over everything that produced its contents) and whether any
+    image was processed (not all read from the cache)."""
     images = protocol.pairs.images
     n = len(images)
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip)
@@ -204,8 +235,9 @@ def _process(method: str, source: ImageSource, config: RunConfig, protocol: Veri
         results.save(cache_path)
         progress(results.done, n)
 
+    processed = results.done < n
     engine = LocalEngine(config.workers, config.detect_batch, config.progress)
-    return engine.run(work, results, checkpoint)
+    return engine.run(work, results, checkpoint), cache_path, processed
 
 
 def _condition_key(work: MethodWork) -> dict:
@@ -226,7 +258,7 @@ def _check_detector_works(results: MethodResults) -> None:
         raise FaceBenchError(f"the detector raised on all {len(reasons)} images it was given, e.g. {reasons[0]}")
 
 
-def _timing(results: MethodResults, memory: PeakMemory, weights_sha: str) -> dict:
+def _timing(results: MethodResults, weights_sha: str) -> dict:
     ms = results.detect_ms[~np.isnan(results.detect_ms)]
     embedded = int(np.count_nonzero(results.status != UNREADABLE))
     return {
@@ -234,7 +266,7 @@ def _timing(results: MethodResults, memory: PeakMemory, weights_sha: str) -> dic
         "detect_ms_p95": float(np.percentile(ms, 95)) if ms.size else float("nan"),
         "embed_img_per_s": embedded / results.embed_seconds if results.embed_seconds else float("nan"),
         "wall_s": results.wall_seconds,
-        "peak_rss_mb": memory.peak_rss_mb,
-        "peak_gpu_mb": memory.peak_gpu_mb,
+        "peak_rss_mb": results.peak_rss_mb,
+        "peak_gpu_mb": results.peak_gpu_mb,
         "detector_weights_sha256": weights_sha,
     }

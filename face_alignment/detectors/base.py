@@ -36,7 +36,8 @@ A plugin module, named by an entry point of the ``face_alignment.detectors`` gro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -112,3 +113,23 @@ class FaceDetector(ABC):
 def _unfit(faces: list[Face], factor: float) -> list[Face]:
     """Faces found in an image downscaled by ``factor`` (:meth:`FaceDetector.fit`), in the original's pixels."""
     return faces if factor == 1.0 else [f.scaled(1.0 / factor) for f in faces]
+
+
+@contextmanager
+def opencv_errors_only() -> Iterator[None]:
+    """OpenCV's C++ log level at most ERROR inside the block (a quieter level set by the user,
+    e.g. ``OPENCV_LOG_LEVEL=SILENT``, is kept), the previous level restored after.
+
+    Around ``cv2.FaceDetectorYN.create`` (or a ``cv2.dnn`` net's ``setPreferableTarget``):
+    OpenCV 5's new graph engine ignores the target set there (it runs on the CPU) and says so
+    on stderr, ``[ WARN:...] setPreferableTarget Targets are not supported by the new graph
+    engine for now``, once per model, whatever target is asked for. Its errors still show.
+    """
+    from cv2.utils import logging as cv_logging
+
+    previous = cv_logging.getLogLevel()
+    cv_logging.setLogLevel(min(previous, cv_logging.LOG_LEVEL_ERROR))
+    try:
+        yield
+    finally:
+        cv_logging.setLogLevel(previous)

@@ -3,10 +3,22 @@
 The legacy ``mp.solutions`` graphs ship inside the ``mediapipe<=0.10.21`` wheel; where they are
 gone (``mediapipe>=1.0``), Face Mesh runs through the Tasks API with ``face_landmarker.task``.
 One graph is built per detector instance and released by :meth:`close` (or garbage collection).
+
+MediaPipe's C++ prints start-up lines on stderr (TFLite's ``INFO: Created TensorFlow Lite
+XNNPACK delegate``, absl's ``WARNING: All log messages before absl::InitializeLog()`` and
+``W0000 ...`` warnings) that neither an environment variable nor the Python package can turn
+off: see :func:`_startup_noise_filtered`, which drops exactly those while a graph starts.
 """
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +46,69 @@ FACE_LANDMARKER = WeightSpec(
 #: CORNER_ALONG and perpendicular to it (towards the eyes when negative) by CORNER_ACROSS, both
 #: in units of the eye distance. Fitted by least squares to MTCNN's corners on 500 LFW images.
 CORNER_ALONG, CORNER_ACROSS = 0.43, -0.07
+
+
+#: the lines MediaPipe 0.10.21's C++ writes on stderr while a graph starts and meets its first
+#: face, each harmless: TFLite's XNNPACK note (once a process), absl's note that it is not
+#: initialised (once), and absl warnings about the bundled models (one per TFLite model), the
+#: landmark projection (once) and the Tasks API's missing GPU (once per graph)
+_STARTUP_NOISE = re.compile(
+    rb"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|[IW]\d{4} [\d:.]+ +\d+ (?:"
+    rb"inference_feedback_manager\.cc:\d+\] Feedback manager requires a model with a single signature inference\. "
+    rb"Disabling support for feedback tensors\."
+    rb"|landmark_projection_calculator\.cc:\d+\] Using NORM_RECT without IMAGE_DIMENSIONS is only supported .*"
+    rb"|task_runner\.cc:\d+\] GPU suport is not available: .*"
+    rb")")
+#: one filter at a time: each swaps the process's file descriptor 2
+_stderr_lock = threading.Lock()
+
+
+@contextmanager
+def _startup_noise_filtered() -> Iterator[None]:
+    """Inside the block, file descriptor 2 goes to a temporary file; on leaving, every line of it
+    but the :data:`_STARTUP_NOISE` ones is written to the real stderr.
+
+    MediaPipe's C++ logs through absl (before ``absl::InitializeLog``, which the Python package
+    never calls, every absl message goes to stderr) and TFLite's minimal logger: the binding
+    exports no symbol but its module init, no environment variable sets their levels
+    (``GLOG_minloglevel``, ``TF_CPP_MIN_LOG_LEVEL`` change nothing), so only the file descriptor
+    can be filtered. Anything else printed in the block, an error included, still reaches stderr,
+    at the block's end (a crash inside it loses what it printed there). A graph starts on
+    worker threads: the block must last until the graph is idle (``process`` and ``detect``
+    return then).
+    """
+    with _stderr_lock:
+        _flush_stderr()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no file descriptor 2: nothing is printed anyway
+            saved = None
+        if saved is None:
+            yield
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = b"".join(line for line in capture if not _STARTUP_NOISE.fullmatch(line.rstrip(b"\r\n")))
+                while kept:
+                    kept = kept[os.write(2, kept):]
+
+
+def _flush_stderr() -> None:
+    """Python's buffered stderr written out, so that it lands on the side of a swap it was printed on."""
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):  # closed
+        pass
 
 
 def _window_origins(width: int, height: int, side: int) -> list[tuple[int, int]]:
@@ -80,12 +155,30 @@ class _MediaPipeDetector(FaceDetector):
     """
 
     _graph = None
+    #: whether calls still filter MediaPipe's start-up lines (until one finds a face)
+    _starting = True
+
+    def _start(self, build) -> None:
+        """``self._graph = build()``, and the graph run once on a blank image, with MediaPipe's
+        start-up lines filtered out (:func:`_startup_noise_filtered`): its calculators open on
+        worker threads, and the run waits for them."""
+        with _startup_noise_filtered():
+            self._graph = build()
+            self._detect_square(np.zeros((64, 64, 3), np.uint8))
 
     def _detect_square(self, image: np.ndarray) -> list[Face]:
         """Faces in one roughly square image."""
         raise NotImplementedError
 
     def detect_one(self, image: np.ndarray) -> list[Face]:
+        if not self._starting:
+            return self._detect_one(image)
+        with _startup_noise_filtered():  # the landmark calculators warn at the first face
+            faces = self._detect_one(image)
+        self._starting = not faces
+        return faces
+
+    def _detect_one(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
         side = min(height, width)
         if max(height, width) <= 1.5 * side:
@@ -118,17 +211,17 @@ class MediaPipeMeshDetector(_MediaPipeDetector):
         super().__init__(device, max_side)
         solutions = _legacy_solutions()
         if solutions is not None and weights is None:
-            self._graph = solutions.face_mesh.FaceMesh(
+            self._tasks = False
+            self._start(lambda: solutions.face_mesh.FaceMesh(
                 static_image_mode=True, refine_landmarks=True, max_num_faces=max_faces,
-                min_detection_confidence=min_confidence)
+                min_detection_confidence=min_confidence))
             self.weight_paths = _wheel_models("face_detection/face_detection_short_range.tflite",
                                               "face_landmark/face_landmark_with_attention.tflite")
-            self._tasks = False
         else:
             path = resolve_weights(FACE_LANDMARKER, weights, weights_dir)
             self.weight_paths = [path]
-            self._graph = _tasks_landmarker(str(path), max_faces, min_confidence)
             self._tasks = True
+            self._start(lambda: _tasks_landmarker(str(path), max_faces, min_confidence))
 
     def _detect_square(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
@@ -181,8 +274,8 @@ class MediaPipeFaceDetector(_MediaPipeDetector):
         if solutions is None:
             raise MissingDependencyError(
                 "mediapipe_simple needs the legacy mp.solutions API: pip install 'mediapipe<=0.10.21'")
-        self._graph = solutions.face_detection.FaceDetection(
-            model_selection=model_selection, min_detection_confidence=min_confidence)
+        self._start(lambda: solutions.face_detection.FaceDetection(
+            model_selection=model_selection, min_detection_confidence=min_confidence))
         self.weight_paths = _wheel_models("face_detection/face_detection_short_range.tflite" if model_selection == 0
                                           else "face_detection/face_detection_full_range_sparse.tflite")
 

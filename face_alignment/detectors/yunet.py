@@ -7,7 +7,7 @@ import numpy as np
 from ..registry import register_detector
 from ..types import Face
 from ..weights import WeightSpec, resolve_weights
-from .base import FaceDetector
+from .base import FaceDetector, opencv_errors_only
 
 WEIGHTS = WeightSpec(
     "yunet", "yunet", "face_detection_yunet_2023mar.onnx",
@@ -29,7 +29,8 @@ class YuNetDetector(FaceDetector):
         super().__init__(device, max_side)
         path = resolve_weights(WEIGHTS, weights, weights_dir)
         self.weight_paths = [path]
-        self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
+        with opencv_errors_only():  # OpenCV 5 warns that its new engine ignores the (CPU) target
+            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold, nms_threshold, top_k)
 
     def detect_one(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
