@@ -21,10 +21,11 @@ from face_alignment.errors import FaceBenchError
 from .report.compare import compare_runs
 from .report.files import Run, load_run
 from .report.plots import plot_gallery, plot_overview, plot_roc
+from .run.landmarks import run_landmarks
 from .run.runner import RunConfig, run_benchmark
 
 __all__ = ["Run", "compare_runs", "load_run", "plot_gallery", "plot_overview", "plot_roc", "resolve_methods",
-           "run_lfw"]
+           "run_cfp", "run_landmarks", "run_lfw"]
 
 
 def resolve_methods(methods: str | Sequence[str], weights_dir: str | os.PathLike | None = None) -> list[str]:
@@ -47,15 +48,28 @@ def run_lfw(methods: str | Sequence[str] = ("yunet", "mtcnn"), lfw_dir: str | os
     """Run the LFW benchmark (as ``facebench`` does) and return its report, one row per method.
 
     ``options`` are :class:`~benchmark.run.runner.RunConfig`'s other fields: ``aligned_dir`` (adds the
-    reference row), ``device``, ``flip``, ``max_pairs``, ``batch_size``, ``workers``, ``resume``,
-    ``progress`` (the tqdm bars), ... The run folder ``out`` holds everything else (per-pair
-    scores, per-image logs, charts, summary.md): read it with :func:`load_run`.
+    reference row), ``pairs`` (another pairs file), ``device``, ``flip``, ``max_pairs``,
+    ``batch_size``, ``workers``, ``resume``, ``progress`` (the tqdm bars), ... The run folder ``out``
+    holds everything else (per-pair scores, per-image logs, charts, summary.md): read it with
+    :func:`load_run`.
     """
-    known = {f.name for f in fields(RunConfig)} - {"methods", "lfw_dir", "weights_dir", "out"}
+    return _run("run_lfw", methods, weights_dir, out, dict(options, lfw_dir=lfw_dir))
+
+
+def run_cfp(methods: str | Sequence[str] = ("yunet", "mtcnn"), protocol: str = "cfp-fp",
+            cfp_dir: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
+            out: str | os.PathLike = "results/cfp-fp", **options) -> pd.DataFrame:
+    """Run the CFP benchmark, ``protocol`` ``cfp-fp`` (frontal to profile) or ``cfp-ff`` (frontal to
+    frontal), as ``facebench --dataset cfp-fp`` does; returns its report, one row per method.
+    ``options`` as :func:`run_lfw`'s."""
+    return _run("run_cfp", methods, weights_dir, out, dict(options, dataset=protocol, cfp_dir=cfp_dir))
+
+
+def _run(caller: str, methods, weights_dir, out, options: dict) -> pd.DataFrame:
+    known = {f.name for f in fields(RunConfig)} - {"methods", "weights_dir", "out"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise FaceBenchError(f"unknown option(s) {', '.join(unknown)}; run_lfw takes {', '.join(sorted(known))}")
-    config = RunConfig(methods=resolve_methods(methods, weights_dir), lfw_dir=lfw_dir, weights_dir=weights_dir,
-                       out=out, **options)
+        raise FaceBenchError(f"unknown option(s) {', '.join(unknown)}; {caller} takes {', '.join(sorted(known))}")
+    config = RunConfig(methods=resolve_methods(methods, weights_dir), weights_dir=weights_dir, out=out, **options)
     run_benchmark(config)
     return load_run(out).report

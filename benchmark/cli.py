@@ -19,11 +19,11 @@ from .fetch import LFW_BASE_URL
 from .report import compare
 
 DESCRIPTION = """\
-Benchmark face detectors / aligners on LFW: every method's faces aligned to the same ArcFace
-112x112 template, embedded with the same EdgeFace model, scored with the standard 10-fold LFW
-verification protocol (insightface's threshold rule). Writes <out>/report.csv (one row per
-method), <out>/images/<method>.csv (per-image status) and <out>/scores/<method>.npz (per-pair
-distances). Interrupted runs resume from <out>/cache.
+Benchmark face detectors / aligners on LFW or CFP: every method's faces aligned to the same ArcFace
+112x112 template, embedded with the same EdgeFace model, scored with the data set's 10-fold
+verification protocol (insightface's threshold rule: each fold at the threshold best on the other
+nine). Writes <out>/report.csv (one row per method), <out>/images/<method>.csv (per-image status)
+and <out>/scores/<method>.npz (per-pair distances). Interrupted runs resume from <out>/cache.
 
 Without a command, facebench runs the benchmark with the options below (the same as
 `facebench run`). `facebench COMMAND --help` describes each command."""
@@ -68,6 +68,11 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="lfw", help="lfw (View 2, or --pairs), cfp-fp (CFP frontal to profile), "
+                   "cfp-ff (CFP frontal to frontal), or the path of a pairs file over the images of --lfw-dir "
+                   "(default: %(default)s)")
+    p.add_argument("--cfp-dir", help="CFP root holding Data/ and Protocol/ (default: $FACEBENCH_CFP, data/cfp or "
+                   "../shared/data/cfp)")
     p.add_argument("--methods", default="yunet,mtcnn",
                    help="comma-separated methods, or 'all' for every method ready here (default: %(default)s); "
                    "with --aligned-dir a 'reference' row is added: the embedder alone on those crops, the ceiling "
@@ -169,6 +174,21 @@ def build_parser() -> argparse.ArgumentParser:
                                "a finished run, beside its report.csv. The image folders default to those the run "
                                "read (its run.json).")
     plot.add_argument("run", metavar="RUN", help="the run's output folder (its --out)")
+    landmarks = commands.add_parser(
+        "landmarks", parents=[weights, device, quiet], help="landmark error (NME) of each method against hand labels",
+        description="Run each method on hand-labelled face images (CUHK's 5-point list format) and score its five "
+        "landmarks: NME (mean point error over the labels' inter-ocular distance), its median and p90, failure "
+        "rates at NME > 0.10 and > 0.20, the area under the cumulative error curve up to 0.10, the error per "
+        "point and the miss rate; also with each point's mean offset (the method's labelling convention) "
+        "removed. Writes <out>/landmarks.csv, <out>/landmarks/<method>.csv and <out>/landmarks_ced.png.")
+    landmarks.add_argument("--labels", help="CUHK label list (default: testImageList.txt in $FACEBENCH_LANDMARKS, "
+                           "data/landmarks or ../shared/data/landmarks); lines whose image is absent are skipped "
+                           "and counted")
+    landmarks.add_argument("--images", help="the folder the labels' image paths are relative to, e.g. the one "
+                           "holding net_7876/ (default: the label file's folder)")
+    landmarks.add_argument("--methods", default="yunet,mtcnn",
+                           help="comma-separated methods, or 'all' (default: %(default)s)")
+    landmarks.add_argument("--out", default="results/landmarks", help="output folder (default: %(default)s)")
     commands.add_parser("speed", parents=[_parent(_speed_options), data, weights, device, quiet],
                         help="throughput of each stage and embedder here; pipelined vs sequential LFW pass",
                         description=SPEED_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     try:
         return {"run": _run, "methods": _list_methods, "fetch-lfw": _fetch, "compare": _compare, "plot": _plot,
-                "speed": _speed}[command](args)
+                "landmarks": _landmarks, "speed": _speed}[command](args)
     except FaceBenchError as exc:
         print(f"facebench: error: {exc}", file=sys.stderr)
         return 2
@@ -203,7 +223,8 @@ def _run(args) -> int:
 
     methods = resolve_methods(args.methods, args.weights_dir)
     config = RunConfig(
-        methods=methods, lfw_dir=args.lfw_dir, pairs=args.pairs, weights_dir=args.weights_dir,
+        methods=methods, dataset=args.dataset, lfw_dir=args.lfw_dir, cfp_dir=args.cfp_dir, pairs=args.pairs,
+        weights_dir=args.weights_dir,
         aligned_dir=args.aligned_dir, out=args.out, device=args.device, batch_size=args.batch_size,
         workers=args.workers, detect_batch=args.detect_batch, flip=args.flip,
         embedder_model=args.embedder_model, embedder_backend=args.embedder, precision=args.precision,
@@ -260,6 +281,21 @@ def _plot(args) -> int:
 
     image_root = find_image_root(args.lfw_dir) if args.lfw_dir else None
     return 0 if redraw_run(args.run, image_root=image_root, aligned_dir=args.aligned_dir) else 1
+
+
+def _landmarks(args) -> int:
+    from .api import resolve_methods
+    from .protocol.landmarks import default_labels
+    from .run.landmarks import run_landmarks
+
+    summary = run_landmarks(resolve_methods(args.methods, args.weights_dir), args.labels or default_labels(),
+                            args.images, args.out, args.weights_dir, args.device, progress=not args.quiet)
+    columns = ["method", "n_found", "miss_rate", "nme_mean", "nme_median", "nme_p90", "failure_0.10", "auc_0.10",
+               "nme_mean_offset_removed", "detect_ms_median"]
+    print(summary[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for _, row in summary[summary["error"] != ""].iterrows():
+        print(f"{row['method']}: ERROR {row['error']}")
+    return 1 if (summary["error"] != "").any() else 0
 
 
 def _speed(args) -> int:

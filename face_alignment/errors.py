@@ -33,4 +33,4 @@ class ImageError(FaceBenchError):
 
 
 class DatasetError(FaceBenchError):
-    """The LFW folder or pairs file is missing or malformed."""
+    """A data set (its folder, pairs, protocol or label file) is missing or malformed."""

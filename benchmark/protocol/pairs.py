@@ -133,7 +133,7 @@ def read_pairs(path: str | os.PathLike) -> PairList:
         )
     if not triples:
         raise DatasetError(f"pairs file {path} has no pairs")
-    return _pair_list(triples, str(path), per_fold)
+    return make_pair_list(triples, str(path), per_fold)
 
 
 def _check_official(triples, lines: list[int], header: list[int], path: Path) -> int | None:
@@ -168,7 +168,9 @@ def _plain_rows(rows: Rows, path: Path) -> list[tuple[str, str, bool]]:
     return out
 
 
-def _pair_list(triples, source: str, per_fold: int | None) -> PairList:
+def make_pair_list(triples, source: str, per_fold: int | None) -> PairList:
+    """A :class:`PairList` of ``(image, image, same)`` triples; the folds are the file's blocks
+    of ``per_fold`` same then ``per_fold`` different pairs where it is laid out so, else stratified."""
     index: dict[str, int] = {}
     first, second, same = [], [], []
     for a, b, is_same in triples:
@@ -191,5 +193,5 @@ def subset_pairs(pairs: PairList, per_fold: int) -> PairList:
             keep.extend(np.flatnonzero((pairs.folds == fold) & (pairs.same == label))[:per_fold])
     keep = np.sort(np.array(keep, dtype=int))
     triples = [(pairs.images[pairs.first[i]], pairs.images[pairs.second[i]], bool(pairs.same[i])) for i in keep]
-    subset = _pair_list(triples, pairs.source, None)
+    subset = make_pair_list(triples, pairs.source, None)
     return PairList(subset.images, subset.first, subset.second, subset.same, pairs.folds[keep], pairs.source)

@@ -155,6 +155,9 @@ def resolve_sides(a: str | os.PathLike, b: str | os.PathLike) -> list[tuple[Side
     """The (A, B) method pairs to compare: both ``RUN:METHOD`` gives one; two run folders give
     every method with results in both, in A's order."""
     (run_a, method_a), (run_b, method_b) = _side(a), _side(b)
+    if run_a.dataset != run_b.dataset:
+        raise RunMismatchError(f"{run_a.path} holds {run_a.dataset} and {run_b.path} holds {run_b.dataset}: compare "
+                               "runs on the same data set")
     if (method_a is None) != (method_b is None):
         raise FaceBenchError("give two run folders (to compare their common methods) or two RUN:METHOD specs, "
                              f"not one of each: {a!r}, {b!r}")

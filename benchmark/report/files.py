@@ -30,11 +30,11 @@ COLUMNS = [
     "detector_weights_sha256", "versions", "git_commit", "started_at",
     # added after the first release
     "n_pairs_found", "n_failed_images", "error", "detector_model", "unverified_weights",
-    "embedder_backend", "precision",
+    "embedder_backend", "precision", "dataset",
 ]
 TEXT_COLUMNS = ("method", "device", "embedder", "embedder_sha256", "detector_weights_sha256", "versions",
                 "git_commit", "started_at", "error", "unverified_weights", "detector_model", "embedder_backend",
-                "precision")
+                "precision", "dataset")
 COUNT_COLUMNS = ("n_pairs", "n_images", "n_pairs_found", "n_failed_images")
 #: the per-image log's landmark columns: x and y of each landmark in the original image's pixels
 LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
@@ -122,6 +122,16 @@ def write_text(path: Path, text: str) -> None:
         fh.write(text)
 
 
+#: how the built-in data sets are named in titles; another (a pairs file) by its path
+DATASET_LABELS = {"lfw": "LFW", "cfp-fp": "CFP-FP", "cfp-ff": "CFP-FF"}
+
+
+def dataset_label(row) -> str:
+    """A report row's data set for titles: ``LFW``, ``CFP-FP``, ... (reports of older versions: LFW)."""
+    name = row.get("dataset") or "lfw"
+    return DATASET_LABELS.get(name, name)
+
+
 def describe_embedder(row) -> str:
     """A report row's embedder for titles: ``edgeface_xs_q (onnx fp32) on cpu`` (backend and
     precision where the report records them; reports of older versions do not)."""
@@ -154,6 +164,11 @@ class Run:
     path: Path
     report: pd.DataFrame
     info: dict
+
+    @property
+    def dataset(self) -> str:
+        """The data set the run scored (runs from before data sets were recorded: LFW)."""
+        return self.info.get("dataset") or "lfw"
 
     @property
     def methods(self) -> list[str]:

@@ -25,7 +25,7 @@ from face_alignment.errors import FaceBenchError, ImageError
 
 from ..protocol.base import REFERENCE, reference_crop
 from ..protocol.metrics import roc_curve
-from .files import LANDMARK_COLUMNS, Run, describe_embedder, load_run
+from .files import LANDMARK_COLUMNS, Run, dataset_label, describe_embedder, load_run
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _results(report: pd.DataFrame) -> pd.DataFrame:
 def _title(report: pd.DataFrame) -> str:
     first = report.iloc[0]
     flip = ", flip TTA" if bool(first.get("flip", False)) else ""
-    return (f"LFW verification, {int(first['n_pairs'])} pairs over {int(first['n_images'])} images; "
+    return (f"{dataset_label(first)} verification, {int(first['n_pairs'])} pairs over {int(first['n_images'])} images; "
             f"embedder {describe_embedder(first)}{flip}")
 
 
@@ -260,8 +260,8 @@ def plot_roc(run: Run | str | os.PathLike, methods: Sequence[str] | None = None)
     ax.set_ylabel("true accept rate")
     ax.grid(which="both", alpha=0.25)
     ax.legend(loc="lower right", fontsize=9, title="method (best AUC first)")
-    ax.set_title(f"ROC on {int(rows['n_pairs'].iloc[0])} LFW pairs (up and left is better)", fontsize=12,
-                 fontweight="bold")
+    ax.set_title(f"ROC on {int(rows['n_pairs'].iloc[0])} {dataset_label(rows.iloc[0])} pairs (up and left is better)",
+                 fontsize=12, fontweight="bold")
     return fig
 
 
@@ -316,9 +316,12 @@ def _caption(ax, text: str, on_crop: bool) -> None:
 
 
 def _image_label(image: str) -> str:
-    """``Abel_Pacheco/Abel_Pacheco_0004.jpg`` -> ``Abel Pacheco\n#4``."""
+    """``Abel_Pacheco/Abel_Pacheco_0004.jpg`` -> ``Abel Pacheco\n#4``; another path without its
+    suffix, a folder a line (``001/profile/02.jpg`` -> ``001\nprofile\n02``)."""
     name, _, number = Path(image).stem.rpartition("_")
-    return f"{name.replace('_', ' ')}\n#{int(number)}" if name and number.isdigit() else Path(image).stem
+    if name and number.isdigit():
+        return f"{name.replace('_', ' ')}\n#{int(number)}"
+    return "\n".join(Path(image).with_suffix("").parts)
 
 
 def plot_gallery(run: Run | str | os.PathLike, images: Sequence[str] | None = None, n_images: int = 6,

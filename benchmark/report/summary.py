@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .files import Run, describe_embedder, load_run, write_text
+from .files import DATASET_LABELS, Run, dataset_label, describe_embedder, load_run, write_text
 from .plots import save_charts
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.md"
-#: pairs in LFW View 2 (pairs.txt): fewer means a --max-pairs subset or another pairs list
-VIEW2_PAIRS = 6000
+#: pairs of each built-in data set's full protocol (LFW: View 2's pairs.txt): fewer means a
+#: --max-pairs subset or another pairs list
+FULL_PAIRS = {"lfw": 6000, "cfp-fp": 7000, "cfp-ff": 7000}
 
 
 def _pct(value: float) -> str:
@@ -49,12 +50,13 @@ def _metadata(run: Run) -> list[tuple[str, str]]:
     if info.get("pairs_file"):
         pairs += f", from `{info['pairs_file']}`"
     items = [("pairs", pairs)]
-    if info.get("max_pairs") or first["n_pairs"] != VIEW2_PAIRS:
-        items.append(("**subset**", "not LFW View 2's 6,000 pairs: the numbers are not comparable with published "
-                                    "LFW figures"))
+    dataset, full = dataset_label(first), FULL_PAIRS.get(run.dataset)
+    if info.get("max_pairs") or (full and first["n_pairs"] != full):
+        items.append(("**subset**", f"not {dataset}'s {full or 'full'} pairs: the numbers are not comparable "
+                                    f"with published {dataset} figures"))
     items += [
-        ("protocol", "10-fold LFW verification, insightface threshold rule (squared L2, thresholds 0..4 by 0.01, "
-                     f"each fold scored at the other nine's best); flip TTA {'on' if first['flip'] else 'off'}"),
+        ("protocol", f"10-fold {dataset} verification, insightface threshold rule (squared L2, thresholds 0..4 by "
+                     f"0.01, each fold scored at the other nine's best); flip TTA {'on' if first['flip'] else 'off'}"),
         ("embedder", f"{describe_embedder(first)}; weights sha256 {first['embedder_sha256'][:12]}"),
     ]
     if info.get("image_root"):
@@ -72,7 +74,8 @@ def _metadata(run: Run) -> list[tuple[str, str]]:
 
 def summary_markdown(run: Run, charts: Sequence[Path] = ()) -> str:
     """The Markdown text of ``summary.md`` for ``run``; ``charts`` are linked by file name."""
-    lines = [f"# facebench LFW run `{run.path.name}`", "", "| | |", "|---|---|"]
+    lines = [f"# facebench {DATASET_LABELS.get(run.dataset, run.dataset)} run `{run.path.name}`", "", "| | |",
+             "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in _metadata(run)]
     ok = run.report[run.report["error"] == ""].sort_values("accuracy", ascending=False, kind="stable")
     lines += ["", "## Results, best accuracy first", "",

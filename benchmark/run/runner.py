@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder
 from face_alignment.errors import FaceBenchError
@@ -25,6 +26,8 @@ from face_alignment.runtime import check_device
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import REFERENCE, VerificationProtocol
+from ..protocol.cfp import SPLITS as CFP_PROTOCOLS
+from ..protocol.cfp import cfp_protocol
 from ..protocol.conditions import CLEAN
 from ..protocol.lfw import lfw_protocol
 from ..protocol.scores import summarize
@@ -44,7 +47,9 @@ class RunConfig:
     """Options of one benchmark run (the CLI's flags)."""
 
     methods: Sequence[str]
+    dataset: str = "lfw"  # lfw, cfp-fp, cfp-ff, or the path of a pairs file over the images of lfw_dir
     lfw_dir: str | Path | None = None
+    cfp_dir: str | Path | None = None
     pairs: str | Path | None = None
     weights_dir: str | Path | None = None
     aligned_dir: str | Path | None = None
@@ -67,8 +72,19 @@ class RunConfig:
 
 
 def load_protocol(config: RunConfig) -> VerificationProtocol:
-    """The run's protocol, its images checked before any work starts."""
-    protocol = lfw_protocol(config.lfw_dir, config.pairs, config.aligned_dir, config.max_pairs)
+    """The run's protocol (``config.dataset``), its images checked before any work starts."""
+    if config.dataset in CFP_PROTOCOLS:
+        if config.aligned_dir or config.pairs:
+            raise FaceBenchError(f"{config.dataset} has its own pairs and no reference crops: --pairs and "
+                                 "--aligned-dir go with LFW")
+        protocol = cfp_protocol(config.dataset, config.cfp_dir, config.max_pairs)
+    elif config.dataset == "lfw":
+        protocol = lfw_protocol(config.lfw_dir, config.pairs, config.aligned_dir, config.max_pairs)
+    elif config.pairs:
+        raise FaceBenchError(f"--dataset {config.dataset} is a pairs file already: leave out --pairs")
+    else:  # a pairs file over the images of the LFW folder (or of --lfw-dir: any image folder)
+        protocol = replace(lfw_protocol(config.lfw_dir, config.dataset, config.aligned_dir, config.max_pairs),
+                           name=str(config.dataset))
     protocol.check_images()
     return protocol
 
@@ -114,8 +130,8 @@ def run_benchmark(config: RunConfig) -> list[dict]:
         described = replace(config, precision="fp32") if config.isolate and config.precision == "fp16" else config
         embedder = _load_embedder(described, "cpu" if config.isolate else config.device)
     meta = {
-        "n_pairs": len(protocol.pairs), "n_images": len(protocol.pairs.images), "flip": config.flip,
-        "device": "cpu" if config.quantized else device,
+        "dataset": protocol.name, "n_pairs": len(protocol.pairs), "n_images": len(protocol.pairs.images),
+        "flip": config.flip, "device": "cpu" if config.quantized else device,
         "embedder": embedder.name, "embedder_sha256": embedder.weights_sha256, "versions": library_versions(),
         "embedder_backend": config.embedder_backend, "precision": config.precision,
         "git_commit": git_commit(), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -163,7 +179,9 @@ def _earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
 def _run_isolated(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path) -> dict:
     """:func:`_run_method` in a child process; its progress bar is drawn here, where a notebook
     shows it (the bar moves a chunk at a time, as the pipeline's does)."""
-    with tqdm(desc=method, unit="img", disable=not config.progress, leave=False) as bar:
+    with (logging_redirect_tqdm(),  # log lines above the bar, not glued to it
+          tqdm(desc=method, total=len(protocol.pairs.images), unit="img", disable=not config.progress,
+               leave=False) as bar):
         def advance(done: int, total: int) -> None:
             bar.total, bar.n = total, done
             bar.refresh()
