@@ -22,7 +22,7 @@ from .report.compare import compare_runs
 from .report.files import Run, load_run
 from .report.plots import plot_gallery, plot_overview, plot_roc
 from .run.landmarks import run_landmarks
-from .run.runner import RunConfig, run_benchmark
+from .run.runner import RunConfig, default_out, run_benchmark
 
 __all__ = ["Run", "compare_runs", "load_run", "plot_gallery", "plot_overview", "plot_roc", "resolve_methods",
            "run_cfp", "run_landmarks", "run_lfw"]
@@ -43,25 +43,25 @@ def resolve_methods(methods: str | Sequence[str], weights_dir: str | os.PathLike
 
 
 def run_lfw(methods: str | Sequence[str] = ("yunet", "mtcnn"), lfw_dir: str | os.PathLike | None = None,
-            weights_dir: str | os.PathLike | None = None, out: str | os.PathLike = "results/lfw",
+            weights_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
             **options) -> pd.DataFrame:
     """Run the LFW benchmark (as ``facebench`` does) and return its report, one row per method.
 
     ``options`` are :class:`~benchmark.run.runner.RunConfig`'s other fields: ``aligned_dir`` (adds the
     reference row), ``pairs`` (another pairs file), ``device``, ``flip``, ``max_pairs``,
     ``batch_size``, ``workers``, ``resume``, ``progress`` (the tqdm bars), ... The run folder ``out``
-    holds everything else (per-pair scores, per-image logs, charts, summary.md): read it with
-    :func:`load_run`.
+    (default ``results/lfw``) holds everything else (per-pair scores, per-image logs, charts,
+    summary.md): read it with :func:`load_run`.
     """
     return _run("run_lfw", methods, weights_dir, out, dict(options, lfw_dir=lfw_dir))
 
 
 def run_cfp(methods: str | Sequence[str] = ("yunet", "mtcnn"), protocol: str = "cfp-fp",
             cfp_dir: str | os.PathLike | None = None, weights_dir: str | os.PathLike | None = None,
-            out: str | os.PathLike = "results/cfp-fp", **options) -> pd.DataFrame:
+            out: str | os.PathLike | None = None, **options) -> pd.DataFrame:
     """Run the CFP benchmark, ``protocol`` ``cfp-fp`` (frontal to profile) or ``cfp-ff`` (frontal to
     frontal), as ``facebench --dataset cfp-fp`` does; returns its report, one row per method.
-    ``options`` as :func:`run_lfw`'s."""
+    ``out`` defaults to ``results/<protocol>``; ``options`` as :func:`run_lfw`'s."""
     return _run("run_cfp", methods, weights_dir, out, dict(options, dataset=protocol, cfp_dir=cfp_dir))
 
 
@@ -72,4 +72,4 @@ def _run(caller: str, methods, weights_dir, out, options: dict) -> pd.DataFrame:
         raise FaceBenchError(f"unknown option(s) {', '.join(unknown)}; {caller} takes {', '.join(sorted(known))}")
     config = RunConfig(methods=resolve_methods(methods, weights_dir), weights_dir=weights_dir, out=out, **options)
     run_benchmark(config)
-    return load_run(out).report
+    return load_run(out or default_out(config.dataset)).report

@@ -82,7 +82,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default: %(default)s)")
     p.add_argument("--detect-batch", type=_positive, default=8, help="images per detector call (default: %(default)s)")
     p.add_argument("--workers", type=_positive, default=2, help="image-decoding threads (default: %(default)s)")
-    p.add_argument("--out", default="results/lfw", help="output folder (default: %(default)s)")
+    p.add_argument("--out", help="output folder (default: results/<dataset>, e.g. results/lfw)")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation: embedding of image + mirror")
     p.add_argument("--embedder-model", default=DEFAULT_EMBEDDER,
                    help="embedder weights by manifest name (default: %(default)s, loaded as float)")

@@ -53,7 +53,7 @@ class RunConfig:
     pairs: str | Path | None = None
     weights_dir: str | Path | None = None
     aligned_dir: str | Path | None = None
-    out: str | Path = "results/lfw"
+    out: str | Path | None = None  # default: results/<dataset> (a pairs file: results/<its name>)
     device: str = "auto"
     batch_size: int = 64
     workers: int = 2
@@ -89,6 +89,11 @@ def load_protocol(config: RunConfig) -> VerificationProtocol:
     return protocol
 
 
+def default_out(dataset: str) -> Path:
+    """``results/<dataset>``; for a pairs file, ``results/<its name without suffix>``."""
+    return Path("results") / (dataset if dataset == "lfw" or dataset in CFP_PROTOCOLS else Path(dataset).stem)
+
+
 def _output_folder(path: str | Path) -> Path:
     """``path``, created, after checking that files can be written there (before any work)."""
     import tempfile
@@ -121,10 +126,12 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     (:mod:`benchmark.run.isolation`); the embedder loaded here on the CPU only checks the weights
     and describes them.
     """
+    # the embedder's combination first: only fp16 needs to know whether there is a GPU (torch)
+    check_embedder(config.embedder_backend, config.precision, "cpu" if config.quantized else config.device,
+                   config.quantized)
     device = check_device(config.device)
-    check_embedder(config.embedder_backend, config.precision, "cpu" if config.quantized else device, config.quantized)
     protocol = load_protocol(config)
-    out = _output_folder(config.out)
+    out = _output_folder(config.out or default_out(config.dataset))
     with unverified_weights(config.allow_unverified_weights) as unverified:
         # fp16 cannot run on the CPU, where the parent only checks and describes the weights
         described = replace(config, precision="fp32") if config.isolate and config.precision == "fp16" else config
