@@ -50,7 +50,9 @@ def prior_boxes(height: int, width: int, min_sizes: Sequence[Sequence[int]], ste
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    """The logistic function, without overflow for large negative logits (``1 / (1 + exp(-x))``
+    overflows in ``exp`` there and warns)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x)))
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,13 @@ class Letterbox:
         return (points - shift) / self.scale
 
 
-def letterbox(image: np.ndarray, height: int, width: int, fill: int = 114) -> tuple[np.ndarray, Letterbox]:
-    """``image`` resized to fit ``height x width`` with its aspect ratio kept (up or down) and
-    centred on a ``fill``-grey canvas, as the YOLO detectors were trained."""
+def letterbox(image: np.ndarray, height: int, width: int, fill: int = 114,
+              upscale: bool = True) -> tuple[np.ndarray, Letterbox]:
+    """``image`` resized to fit ``height x width`` with its aspect ratio kept and centred on a
+    ``fill``-grey canvas, as the YOLO detectors were trained; a smaller image is enlarged only
+    with ``upscale``."""
     h, w = image.shape[:2]
-    scale = min(height / h, width / w)
+    scale = min(height / h, width / w, *(() if upscale else (1.0,)))
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else image
@@ -134,17 +138,22 @@ class LetterboxOnnxDetector(FaceDetector):
     The input size and batch size are read from the session, so other exports with the same
     output layout work; a dynamic size falls back to ``input_size``, and a dynamic batch runs
     a whole ``detect`` batch in one call (letterboxed images all have the same size).
+
+    An image smaller than the input is placed at its own size unless ``upscale``: enlarging a
+    loose crop makes its face larger than the faces the models were trained on (WIDER FACE). On
+    296 CFP images (every 20th of the FP protocol) yolov5n-0.5 found 205 enlarged and 292 at their
+    own size, yolov8-lite-t 281 and 290; on 193 LFW images both found every face either way.
     """
 
     #: the default weights file, declared with the subclass's ``register_detector``
     default_weights: WeightSpec
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
-                 nms_threshold: float = 0.45, input_size: int = 640) -> None:
+                 nms_threshold: float = 0.45, input_size: int = 640, upscale: bool = False) -> None:
         super().__init__(device, max_side=0)
         path = resolve_weights(self.default_weights, weights, weights_dir)
         self.weight_paths = [path]
-        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
+        self.score_threshold, self.nms_threshold, self.upscale = score_threshold, nms_threshold, upscale
         self._session = onnx_session(str(path), self.device)
         batch, _, height, width = self._session.get_inputs()[0].shape
         self._input_name = self._session.get_inputs()[0].name
@@ -157,7 +166,7 @@ class LetterboxOnnxDetector(FaceDetector):
         scores ``(N,)`` and landmarks ``(N, 10)``, in network-input pixels."""
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
-        boxed = [letterbox(image, *self.input_hw) for image in images]
+        boxed = [letterbox(image, *self.input_hw, upscale=self.upscale) for image in images]
         step = self._batch or max(1, len(images))
         results: list[list[Face]] = []
         for start in range(0, len(boxed), step):

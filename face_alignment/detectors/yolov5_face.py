@@ -60,8 +60,8 @@ class YOLOv5FaceDetector(LetterboxOnnxDetector):
     default_weights = WEIGHTS
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
-                 nms_threshold: float = 0.45, input_size: int = 640, anchors=ANCHORS) -> None:
-        super().__init__(device, weights_dir, weights, score_threshold, nms_threshold, input_size)
+                 nms_threshold: float = 0.45, input_size: int = 640, anchors=ANCHORS, upscale: bool = False) -> None:
+        super().__init__(device, weights_dir, weights, score_threshold, nms_threshold, input_size, upscale)
         self.anchors = anchors
         shapes = [o.shape for o in self._session.get_outputs()]
         if not (len(shapes) == 1 and len(shapes[0]) == 3) and len(shapes) != len(anchors):

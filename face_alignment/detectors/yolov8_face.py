@@ -64,8 +64,8 @@ class YOLOv8FaceOnnx(LetterboxOnnxDetector):
     default_weights = WEIGHTS
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
-                 nms_threshold: float = 0.45, input_size: int = 640) -> None:
-        super().__init__(device, weights_dir, weights, score_threshold, nms_threshold, input_size)
+                 nms_threshold: float = 0.45, input_size: int = 640, upscale: bool = False) -> None:
+        super().__init__(device, weights_dir, weights, score_threshold, nms_threshold, input_size, upscale)
         shapes = [o.shape for o in self._session.get_outputs()]
         single = len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][1] == 5 + KEYPOINT_VALUES
         if not single and not all(len(s) == 4 for s in shapes):
@@ -128,10 +128,11 @@ class YOLOv8FaceUltralytics(FaceDetector):
 class YOLOv8FaceDetector(FaceDetector):
     """YOLOv8-face on a letterboxed RGB/255 input. ``weights`` may be an ONNX export (either
     layout) or a ``.pt`` YOLOv8-pose face model, which runs through ultralytics. Landmarks come
-    out image-left eye first."""
+    out image-left eye first. ``upscale``: see :class:`~.common.LetterboxOnnxDetector` (ONNX only)."""
 
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
-                 nms_threshold: float = 0.45, input_size: int = 640, trusted: bool = False) -> None:
+                 nms_threshold: float = 0.45, input_size: int = 640, trusted: bool = False,
+                 upscale: bool = False) -> None:
         super().__init__(device, max_side=0)
         if weights is not None and Path(weights).suffix == ".pt":
             if not Path(weights).is_file():
@@ -139,7 +140,8 @@ class YOLOv8FaceDetector(FaceDetector):
             self._backend = YOLOv8FaceUltralytics(Path(weights), device, score_threshold, nms_threshold, input_size,
                                                   trusted)
         else:
-            self._backend = YOLOv8FaceOnnx(device, weights_dir, weights, score_threshold, nms_threshold, input_size)
+            self._backend = YOLOv8FaceOnnx(device, weights_dir, weights, score_threshold, nms_threshold, input_size,
+                                           upscale)
         self.weight_paths = self._backend.weight_paths
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
