@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEBENCH_SHARED", REPO.parent / "shared"))
+SHARED = Path(os.environ.get("FACEBENCH_SHARED", REPO.parent / "shared")).resolve()  # tests may change folder
 WEIGHTS_DIR = SHARED / "weights"
 LFW_DIR = SHARED / "data" / "lfw"
 LFW_IMAGES = LFW_DIR / "lfw-deepfunneled"

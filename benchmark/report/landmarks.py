@@ -101,7 +101,7 @@ def plot_ced(nmes: Mapping[str, np.ndarray], offset_removed: Mapping[str, np.nda
     1 by its miss rate). ``nmes`` maps a method to its per-face NMEs (N,); ``offset_removed``,
     where given, the same with the method's mean offset removed, drawn dashed. The legend gives
     each method's area up to 0.10 (normalised: 1 is perfect) and miss rate."""
-    fig = Figure(figsize=(8.5, 6.0), layout="constrained")
+    fig = Figure(figsize=(11.5, 6.0), layout="constrained")
     ax = fig.subplots()
     for method, values in nmes.items():
         values = np.asarray(values, dtype=np.float64)
@@ -126,7 +126,7 @@ def plot_ced(nmes: Mapping[str, np.ndarray], offset_removed: Mapping[str, np.nda
     ax.set_title(f"Cumulative error distribution, 5 points, {n} labelled faces\n"
                  f"normalised by the {NORMALISER_TEXT}", fontsize=10)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # beside the curves, not over them
     return fig
 
 
