@@ -30,6 +30,7 @@ from face_alignment.selection import refine_targets
 from ..protocol.landmarks import NORMALISER, LabelSet, labelled_face_picker, landmark_metrics, read_labels
 from ..report.files import LANDMARK_COLUMNS
 from ..report.landmarks import CED_FILE, IMAGES_FOLDER, SUMMARY_FILE, save_ced, write_image_table, write_summary
+from .failures import method_failure
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _run_method(method: str, label_set: LabelSet, device: str, weights_dir, prog
     ``error`` says why)."""
     row: dict = {"method": method, "normaliser": NORMALISER, "n_label_lines": label_set.n_lines,
                  "n_skipped_lines": label_set.n_skipped}
-    try:
+    with method_failure(row, method):
         detector = create_detector(method, device=device, weights_dir=weights_dir)
         row["detector_model"] = detector.model_label
         table, pred = _detect_all(method, detector, label_set, progress)
@@ -114,12 +115,6 @@ def _run_method(method: str, label_set: LabelSet, device: str, weights_dir, prog
         log.info("%s: NME mean %.4f (offset removed %.4f), missed %.1f%%", method, row["nme_mean"],
                  row["nme_mean_offset_removed"], 100 * row["miss_rate"])
         return row, table
-    except FaceBenchError as exc:
-        log.error("%s: %s", method, exc)
-        row["error"] = str(exc)
-    except Exception as exc:  # one broken method must not end the run
-        log.exception("%s failed", method)
-        row["error"] = f"{type(exc).__name__}: {exc}"
     return row, None
 
 

@@ -36,6 +36,7 @@ from ..report.summary import write_run_outputs
 from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
 from .cropping import DETECTOR_ERROR, ImageSource, image_source
 from .engine import LocalEngine, MethodWork
+from .failures import method_failure
 from .isolation import Progress, run_in_child
 from .sysinfo import PeakMemory, git_commit, library_versions
 
@@ -205,7 +206,7 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
     """One method's report row (``error`` says why where it failed). Without ``embedder`` (in a
     child process) the embedder is loaded here; ``progress(done, total)`` follows the cache."""
     row = {"method": method, **meta}
-    try:
+    with method_failure(row, method):
         with unverified_weights(config.allow_unverified_weights) as unverified:
             if embedder is None:
                 embedder = _load_embedder(config, config.device)
@@ -227,12 +228,6 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
         row["success_rate"] = float(np.mean(results.status == FOUND))
         row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
         log.info("%s: accuracy %.4f, success rate %.4f", method, row["accuracy"], row["success_rate"])
-    except FaceBenchError as exc:
-        log.error("%s: %s", method, exc)
-        row["error"] = str(exc)
-    except Exception as exc:  # one broken method must not end the run
-        log.exception("%s failed", method)
-        row["error"] = f"{type(exc).__name__}: {exc}"
     return row
 
 
