@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import benchmark
-from benchmark.protocol.cfp import cfp_protocol, find_cfp_dir
+from benchmark.protocol.cfp import cfp_protocol
 from benchmark.report.compare import RunMismatchError
 from face_alignment import Face
 from face_alignment.errors import DatasetError, FaceBenchError
@@ -59,15 +59,6 @@ def test_a_broken_split_file_is_a_clear_error(tmp_path):
         cfp_protocol("cfp-fp", copy)
     with pytest.raises(DatasetError, match="Pair_list_F.txt does not exist: not a CFP folder"):
         cfp_protocol("cfp-fp", tmp_path / "nothing")
-
-
-def test_the_cfp_folder_is_looked_for(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # neither data/cfp nor ../shared/data/cfp from here
-    monkeypatch.delenv("FACEBENCH_CFP", raising=False)
-    with pytest.raises(DatasetError, match=r"no CFP folder given or found .*data/cfp, \.\./shared/data/cfp"):
-        find_cfp_dir()
-    (tmp_path / "data" / "cfp").mkdir(parents=True)
-    assert str(find_cfp_dir()) == "data/cfp"
 
 
 @pytest.mark.shared

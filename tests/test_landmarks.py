@@ -187,14 +187,14 @@ def test_pick_labelled_face_prefers_a_box_containing_the_label_centre():
     def face(x1, y1, x2, y2):
         return Face(np.array([x1, y1, x2, y2]), 0.9, np.zeros((5, 2)))
 
-    label_box = np.array([100.0, 100.0, 200.0, 200.0])  # centre (150, 150)
+    centre = np.array([150.0, 150.0])  # of the labels' box
     big_off_centre = face(0, 0, 270, 270)  # contains it, centre 21 px away
     small_near = face(130, 165, 170, 205)  # centre (150, 185): nearer, but does not contain it
     exact = face(120, 120, 180, 180)
-    assert pick_labelled_face([small_near, big_off_centre], label_box) is big_off_centre
-    assert pick_labelled_face([big_off_centre, exact, small_near], label_box) is exact
-    assert pick_labelled_face([small_near, face(400, 400, 450, 450)], label_box) is small_near
-    assert pick_labelled_face([], label_box) is None
+    assert pick_labelled_face([small_near, big_off_centre], centre) is big_off_centre
+    assert pick_labelled_face([big_off_centre, exact, small_near], centre) is exact
+    assert pick_labelled_face([small_near, face(400, 400, 450, 450)], centre) is small_near
+    assert pick_labelled_face([], centre) is None
 
 
 # --- a real detector on real labels --------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_yunet_points_match_the_labels(yunet):
     pred = []
     for face in faces:
         image = load_image(LANDMARKS_DIR / face.image)
-        target = refine_targets(yunet, [image], yunet.detect([image]), pick=labelled_face_picker(face.box))[0]
+        target = refine_targets(yunet, [image], yunet.detect([image]), pick=labelled_face_picker(face))[0]
         assert target is not None, face.image
         pred.append(target.landmarks)
     values = nme(np.array(pred), np.stack([f.points for f in faces]))

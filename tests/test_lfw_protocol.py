@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from benchmark.protocol.base import VerificationProtocol
+from benchmark.protocol.cfp import find_cfp_dir
 from benchmark.protocol.lfw import find_image_root, find_lfw_dir, lfw_protocol
 from benchmark.protocol.pairs import read_pairs, subset_pairs
 from face_alignment import pick_target_face
@@ -40,15 +41,19 @@ def test_lfw_protocol_is_view2_over_the_deep_funneled_images(caplog):
     assert len(subset) == 40 and subset.fingerprint() != protocol.pairs.fingerprint()
 
 
-def test_lfw_dir_lookup(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # neither data/lfw nor ../shared/data/lfw from here
-    monkeypatch.delenv("FACEBENCH_LFW", raising=False)
-    with pytest.raises(DatasetError, match=r"no LFW folder given or found .*fetch-lfw"):
-        find_lfw_dir()
-    (tmp_path / "data" / "lfw").mkdir(parents=True)
-    assert find_lfw_dir() == Path("data/lfw")
-    monkeypatch.setenv("FACEBENCH_LFW", str(tmp_path))
-    assert find_lfw_dir() == tmp_path and find_lfw_dir("elsewhere").name == "elsewhere"
+@pytest.mark.parametrize("find, env, folder, says", [
+    (find_lfw_dir, "FACEBENCH_LFW", "lfw", r"no LFW folder given or found .*data/lfw, \.\./shared/data/lfw.*fetch-lfw"),
+    (find_cfp_dir, "FACEBENCH_CFP", "cfp", r"no CFP folder given or found .*data/cfp, \.\./shared/data/cfp"),
+])
+def test_data_folder_lookup(tmp_path, monkeypatch, find, env, folder, says):
+    monkeypatch.chdir(tmp_path)  # neither data/<set> nor ../shared/data/<set> from here
+    monkeypatch.delenv(env, raising=False)
+    with pytest.raises(DatasetError, match=says):
+        find()
+    (tmp_path / "data" / folder).mkdir(parents=True)
+    assert find() == Path("data") / folder
+    monkeypatch.setenv(env, str(tmp_path))
+    assert find() == tmp_path and find("elsewhere").name == "elsewhere"
 
 
 @pytest.mark.shared

@@ -169,13 +169,13 @@ def read_labels(path: str | os.PathLike, images_dir: str | os.PathLike | None = 
 # --- which detected face is the labelled one -------------------------------------------------
 
 
-def pick_labelled_face(faces: Sequence[Face], label_box: np.ndarray) -> Face | None:
-    """The detected face that is the labelled one: among the faces whose box contains the centre
-    of the labels' box (``x1, y1, x2, y2``), the one whose box centre is nearest that centre;
-    when no box contains it, the nearest of all faces. None when there are no faces."""
+def pick_labelled_face(faces: Sequence[Face], centre: np.ndarray) -> Face | None:
+    """The detected face that is the labelled one: among the faces whose box contains ``centre``
+    (the labels' box centre, :attr:`LabelledFace.box_centre`), the one whose box centre is nearest
+    it; when no box contains it, the nearest of all faces. None when there are no faces."""
     if not faces:
         return None
-    cx, cy = (label_box[0] + label_box[2]) / 2.0, (label_box[1] + label_box[3]) / 2.0
+    cx, cy = centre
     containing = [f for f in faces if f.bbox[0] <= cx <= f.bbox[2] and f.bbox[1] <= cy <= f.bbox[3]]
 
     def distance(face: Face) -> float:
@@ -184,11 +184,11 @@ def pick_labelled_face(faces: Sequence[Face], label_box: np.ndarray) -> Face | N
     return min(containing or faces, key=distance)
 
 
-def labelled_face_picker(label_box: np.ndarray) -> FacePicker:
+def labelled_face_picker(face: LabelledFace) -> FacePicker:
     """A ``pick(faces, image_shape)`` for :func:`face_alignment.selection.refine_targets` that
-    chooses by :func:`pick_labelled_face` with ``label_box`` (one image at a time)."""
-    box = np.asarray(label_box, dtype=np.float64)
-    return lambda faces, image_shape: pick_labelled_face(faces, box)
+    chooses the detection of the labelled ``face`` (:func:`pick_labelled_face`)."""
+    centre = face.box_centre
+    return lambda faces, image_shape: pick_labelled_face(faces, centre)
 
 
 # --- metrics -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ def write_image_log(path: Path, images: list[str], results, status_names: dict[i
              *(_cell(v) for v in np.asarray(results.landmarks[i], np.float64).ravel())]
             for i, image in enumerate(images)]
     _write_csv(path, IMAGE_LOG_COLUMNS, rows)
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """``path``, created, after checking that files can be written there (before any work)."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as exc:
+        raise FaceBenchError(f"cannot write to the output folder {out} ({exc.strerror or exc}); "
+                             "choose another with --out") from None
+    return out
 
 
 def run_info(protocol: VerificationProtocol, max_pairs: int | None) -> dict:

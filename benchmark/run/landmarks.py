@@ -22,13 +22,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from face_alignment import create_detector, load_image, method_names
-from face_alignment.errors import DatasetError, FaceBenchError, ImageError, UnknownMethodError
+from face_alignment import create_detector, load_image
+from face_alignment.errors import DatasetError, FaceBenchError, ImageError
+from face_alignment.registry import get_method
 from face_alignment.runtime import check_device
 from face_alignment.selection import refine_targets
 
 from ..protocol.landmarks import NORMALISER, LabelSet, labelled_face_picker, landmark_metrics, read_labels
-from ..report.files import LANDMARK_COLUMNS
+from ..report.files import LANDMARK_COLUMNS, output_folder
 from ..report.landmarks import CED_FILE, IMAGES_FOLDER, SUMMARY_FILE, save_ced, write_image_table, write_summary
 from .failures import method_failure
 
@@ -60,9 +61,8 @@ def run_landmarks(methods: Sequence[str], labels: str | os.PathLike, images_dir:
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise FaceBenchError("no method given")
-    unknown = [m for m in methods if m not in method_names()]
-    if unknown:
-        raise UnknownMethodError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(method_names())}")
+    for method in methods:
+        get_method(method)  # an unknown name raises, listing the registered ones
     label_set = read_labels(labels, images_dir)
     if not label_set.faces:
         raise DatasetError(f"none of the {label_set.n_lines} lines of {label_set.source} has its image under "
@@ -70,11 +70,8 @@ def run_landmarks(methods: Sequence[str], labels: str | os.PathLike, images_dir:
                            f"{_first_path(label_set.source)}) are relative to")
     log.info("%s: %d labelled faces with an image, %d lines skipped (image absent)", label_set.source,
              len(label_set), label_set.n_skipped)
-    out = Path(out)
-    try:
-        (out / IMAGES_FOLDER).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FaceBenchError(f"cannot write to the output folder {out} ({exc.strerror or exc})") from None
+    out = output_folder(out)
+    (out / IMAGES_FOLDER).mkdir(exist_ok=True)
     rows, raw, unbiased = [], {}, {}
     for method in methods:
         row, table = _run_method(method, label_set, device, weights_dir, progress)
@@ -135,7 +132,7 @@ def _detect_all(method: str, detector, label_set: LabelSet, progress: bool) -> t
         started = time.perf_counter()
         try:
             target = refine_targets(detector, [image], detector.detect([image]),
-                                    pick=labelled_face_picker(face.box))[0]
+                                    pick=labelled_face_picker(face))[0]
         except Exception as exc:  # any backend failure costs only this image
             status[i], reasons[i] = "error", f"detector raised {type(exc).__name__}: {exc}"
             raised += 1

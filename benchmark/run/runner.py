@@ -31,7 +31,15 @@ from ..protocol.cfp import cfp_protocol
 from ..protocol.conditions import CLEAN
 from ..protocol.lfw import lfw_protocol
 from ..protocol.scores import summarize
-from ..report.files import read_report_rows, read_run_info, run_info, write_image_log, write_report, write_run_info
+from ..report.files import (
+    output_folder,
+    read_report_rows,
+    read_run_info,
+    run_info,
+    write_image_log,
+    write_report,
+    write_run_info,
+)
 from ..report.summary import write_run_outputs
 from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
 from .cropping import DETECTOR_ERROR, ImageSource, image_source
@@ -95,20 +103,6 @@ def default_out(dataset: str) -> Path:
     return Path("results") / (dataset if dataset == "lfw" or dataset in CFP_PROTOCOLS else Path(dataset).stem)
 
 
-def _output_folder(path: str | Path) -> Path:
-    """``path``, created, after checking that files can be written there (before any work)."""
-    import tempfile
-
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as exc:
-        raise FaceBenchError(f"cannot write to the output folder {out} ({exc.strerror or exc}); "
-                             "choose another with --out") from None
-    return out
-
-
 def _load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
     from .calibration import run_calibration
 
@@ -132,7 +126,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
                    config.quantized)
     device = check_device(config.device)
     protocol = load_protocol(config)
-    out = _output_folder(config.out or default_out(config.dataset))
+    out = output_folder(config.out or default_out(config.dataset))
     with unverified_weights(config.allow_unverified_weights) as unverified:
         # fp16 cannot run on the CPU, where the parent only checks and describes the weights
         described = replace(config, precision="fp32") if config.isolate and config.precision == "fp16" else config
