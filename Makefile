@@ -1,4 +1,7 @@
 # The README's commands. `make setup` builds .venv from the pinned lock; the others use it.
+# `make setup GPU=1` on a CUDA machine: first checks the NVIDIA driver against the CUDA of the lock's torch,
+# then installs the lock with requirements/lock-gpu.txt (onnxruntime-gpu in place of onnxruntime, and NVML's
+# binding); GPU=0 goes back to the CPU lock. Unset, GPU keeps what the venv was set up with.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,19 +14,44 @@ METHODS ?= all
 OUT ?= results/lfw
 BENCH_ARGS ?=
 
+GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,0)
+
 .PHONY: setup bench-lfw bench-speed test lint clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed$(if $(filter 1,$(GPU)),-gpu)
+
+CHECK_PYTHON = $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make setup needs Python \
+	3.11 or newer (requirements/lock.txt pins numpy 2.4, pandas 3.1, scipy 1.17, matplotlib 3.11); $(PYTHON) is \
+	Python " + sys.version.split()[0] + ": give another with make setup PYTHON=python3.11")'
+# $(call DROP_ORT_IF,PACKAGE): where the venv has PACKAGE (the other setup's ONNX Runtime), uninstall every
+# ONNX Runtime wheel before installing: onnxruntime and onnxruntime-gpu are both the onnxruntime/ folder, so
+# one installed over the other overwrites its files, and uninstalling either leaves the other broken
+DROP_ORT_IF = if $(PY) -m pip show --quiet $(1) >/dev/null 2>&1; then for wheel in onnxruntime onnxruntime-gpu; do \
+	if $(PY) -m pip show --quiet $$wheel >/dev/null 2>&1; then $(PY) -m pip uninstall --quiet --yes $$wheel; fi; \
+	done; fi
 
 # --no-deps: the lock lists every package at an exact version, so nothing is resolved (and
 # facenet-pytorch's old torch pin cannot downgrade torch)
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make setup needs Python 3.11 or newer \
-	(requirements/lock.txt pins numpy 2.4, pandas 3.1, scipy 1.17, matplotlib 3.11); $(PYTHON) is Python " \
-	+ sys.version.split()[0] + ": give another with make setup PYTHON=python3.11")'
+	@$(CHECK_PYTHON)
 	$(PYTHON) -m venv $(VENV)
+	@$(call DROP_ORT_IF,onnxruntime-gpu)
 	$(PY) -m pip install --quiet --no-deps -r requirements/lock.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-gpu
+	touch $@
+
+# the driver is checked before anything is installed; the list installed is lock.txt without onnxruntime,
+# plus lock-gpu.txt (tools/gpu_setup.py writes it)
+$(VENV)/.installed-gpu: requirements/lock.txt requirements/lock-gpu.txt tools/gpu_setup.py pyproject.toml
+	@$(CHECK_PYTHON)
+	$(PYTHON) tools/gpu_setup.py check-driver
+	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) tools/gpu_setup.py requirements $(VENV)/requirements-gpu.txt
+	@$(call DROP_ORT_IF,onnxruntime)
+	$(PY) -m pip install --quiet --no-deps -r $(VENV)/requirements-gpu.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed
 	touch $@
 
 bench-lfw: setup

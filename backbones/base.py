@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from face_alignment.errors import FaceBenchError, MissingDependencyError
-from face_alignment.runtime import resolve_device
+from face_alignment.runtime import device_name, resolve_device
 from face_alignment.weights import sha256_file
 
 DEFAULT_EMBEDDER = "edgeface_xs_q"
@@ -75,6 +75,12 @@ class BaseEmbedder:
         self.name = name
         self.weights_path = weights_path
         self.precision = precision
+
+    @property
+    def real_device(self) -> str:
+        """Where the model actually runs, ``cpu`` or ``cuda:N`` (the report's ``embedder_device``);
+        this default trusts ``device``, a backend that knows better overrides it."""
+        return device_name(self.device)
 
     @property
     def weights_sha256(self) -> str:

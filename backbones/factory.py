@@ -2,6 +2,7 @@
 the ``torch`` backend; ``onnx`` and ``openvino`` run without it once the ONNX export is cached."""
 from __future__ import annotations
 
+from face_alignment.runtime import warn_if_on_cpu
 from face_alignment.weights import resolve_weights
 
 from .base import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
@@ -23,11 +24,16 @@ def create_embedder(backend: str = "torch", precision: str = "fp32", name: str =
     ``threads``: the onnx / openvino runtime's threads per call (0: every core; default: half the
     cores for onnx, made for the pipelined runner's two embedding workers, every core for openvino);
     PyTorch's threads are process-wide (``torch.set_num_threads``), so the torch backend ignores it.
+    Warns (once) where CUDA was asked for and the embedder runs on the CPU.
     """
     check_embedder(backend, precision, "cpu" if quantized else device, quantized)
     if backend == "torch":
         from .torch_embedder import Embedder
 
-        return Embedder.from_weights(name, path, weights_dir, device, batch_size, quantized, precision)
-    return runtime_embedder(backend, precision, resolve_weights(name, path, weights_dir), embedder_label(name, path),
-                            device, batch_size, calibration, cache_dir, tensorrt, threads)
+        embedder = Embedder.from_weights(name, path, weights_dir, device, batch_size, quantized, precision)
+    else:
+        embedder = runtime_embedder(backend, precision, resolve_weights(name, path, weights_dir),
+                                    embedder_label(name, path), device, batch_size, calibration, cache_dir, tensorrt,
+                                    threads)
+    warn_if_on_cpu(f"embedder {embedder.name} ({backend})", device, embedder.real_device)
+    return embedder

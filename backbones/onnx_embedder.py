@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from face_alignment.errors import FaceBenchError
-from face_alignment.runtime import OrtSettings, onnx_session, resolve_device
+from face_alignment.runtime import OrtSettings, onnx_session, resolve_device, session_device
 
 from . import quantize
 from .base import BaseEmbedder, check_embedder, preprocess
@@ -49,6 +49,11 @@ class OnnxEmbedder(BaseEmbedder):
         super().__init__(resolve_device(device) if on_gpu else "cpu", batch_size, name, weights_path, precision)
         self.model_path = Path(model_path)
         self.providers = granted
+
+    @property
+    def real_device(self) -> str:
+        """The provider ONNX Runtime granted: ``cuda:N`` (its ``device_id``) or ``cpu``."""
+        return session_device(self.session)
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT_NAME: preprocess(crops)})[0]

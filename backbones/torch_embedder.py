@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from face_alignment.runtime import resolve_device
+from face_alignment.runtime import device_name, module_device, resolve_device
 from face_alignment.weights import resolve_weights
 
 from .base import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
@@ -29,6 +29,11 @@ class Embedder(BaseEmbedder):
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
         if precision == "fp16":
             self.model.half()
+
+    @property
+    def real_device(self) -> str:
+        """Where the model's weights are."""
+        return module_device(self.model, device_name(self.device))
 
     @classmethod
     def from_weights(cls, name: str = DEFAULT_EMBEDDER, path=None, weights_dir=None, device: str = "auto",

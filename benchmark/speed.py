@@ -243,7 +243,7 @@ def end_to_end(data: _Data, options: SpeedOptions, sizes: Sizes) -> list[PassTim
             for name, (threads, work) in passes.items():
                 embedder, results = build(threads), MethodResults.empty(len(pairs.images))  # loaded per pass:
                 device = embedder.device  # its RSS is the pass's alone
-                with PeakMemory(device) as memory:
+                with PeakMemory() as memory:
                     cpu, start = time.process_time(), time.perf_counter()
                     work(embedder, results)
                     wall, cpu = time.perf_counter() - start, time.process_time() - cpu

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
 from .errors import MissingDependencyError, NameTakenError, UnknownMethodError, WeightsError
+from .runtime import warn_if_on_cpu
 from .weights import MANIFEST, WeightSpec, find_weights, weights_dir
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,10 @@ def list_methods(weights_directory=None) -> list[MethodStatus]:
 
 
 def create_detector(name: str, device: str = "auto", weights_dir=None, **options):
-    """Build the detector ``name``; raises a clear error if a package or weights file is missing."""
+    """Build the detector ``name``; raises a clear error if a package or weights file is missing.
+    Warns (once) where CUDA was asked for and the detector, or a stage of it, runs on the CPU."""
     info = get_method(name)
     check_requirements(info)
-    return info.factory(device=device, weights_dir=weights_dir, **options)
+    detector = info.factory(device=device, weights_dir=weights_dir, **options)
+    warn_if_on_cpu(f"detector {name}", detector.device, detector.real_device)
+    return detector

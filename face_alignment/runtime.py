@@ -1,10 +1,13 @@
 """Device selection, and ONNX Runtime sessions: providers (CUDA when present, else CPU) and the
-session settings (:class:`OrtSettings`), built here for the detectors and the embedders alike."""
+session settings (:class:`OrtSettings`), built here for the detectors and the embedders alike; the
+device each stage really runs on (:func:`session_device`, :func:`module_device`), a warning when
+that is the CPU though CUDA was asked (:func:`warn_if_on_cpu`), and PyTorch's TF32 switches."""
 from __future__ import annotations
 
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -50,6 +53,36 @@ def resolve_device(device: str = "auto") -> str:
     chosen = "cuda" if torch.cuda.is_available() else "cpu"
     _log_once("device", chosen)
     return chosen
+
+
+def cuda_index(device: str) -> int:
+    """The GPU index of a torch-style device: ``cuda:N`` is N, ``cuda`` (and anything else) 0."""
+    return int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
+
+
+def device_name(device: str) -> str:
+    """``device`` as the report writes real devices: ``cpu`` or ``cuda:N`` (``cuda`` is ``cuda:0``)."""
+    return f"cuda:{cuda_index(device)}" if device.startswith("cuda") else device
+
+
+def joined_devices(*devices: str) -> str:
+    """The real device of a detector in stages: the one device they share, else each stage's in
+    order joined by ``+`` (``cpu+cuda:0``: boxes on the CPU, keypoints on GPU 0)."""
+    return "+".join(dict.fromkeys(devices))
+
+
+def module_device(module, default: str = "cpu") -> str:
+    """Where a ``torch.nn.Module``'s first parameter (or buffer) lives, e.g. ``cuda:0``; ``default``
+    for a module with neither (a dynamically quantized one keeps its weights packed)."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        return device_name(str(tensor.device))
+    return default
+
+
+def warn_if_on_cpu(stage: str, asked: str, real: str) -> None:
+    """Warn once per stage when a CUDA device was asked for and a part of the stage runs on the CPU."""
+    if asked.startswith("cuda") and "cpu" in real.split("+"):
+        _warn_once(f"{stage} was asked to run on {asked} but runs on {real}: its backend does not use CUDA here")
 
 
 def onnx_providers(device: str = "auto", tensorrt: bool = False) -> list[str]:
@@ -108,19 +141,70 @@ class OrtSettings:
 ORT_DEFAULTS = OrtSettings(intra_threads=0, spinning=True)
 
 
+#: ONNX Runtime's providers that run on a GPU
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def provider_options(providers: list[str], device: str, tensorrt_options: dict | None = None) -> list[tuple[str, dict]]:
+    """``providers`` as ``(name, options)`` for ``InferenceSession``: the GPU ones with ``device_id``
+    set to ``device``'s index (ONNX Runtime knows nothing of torch's ``cuda:N``: without it every
+    session runs on GPU 0), TensorRT also with ``tensorrt_options``."""
+    gpu = {"device_id": cuda_index(device)}
+    options = {"CUDAExecutionProvider": gpu, "TensorrtExecutionProvider": {**(tensorrt_options or {}), **gpu}}
+    return [(p, dict(options.get(p, {}))) for p in providers]
+
+
 def onnx_session(model_path: str | Path, device: str = "auto", tensorrt: bool = False,
                  settings: OrtSettings = ORT_DEFAULTS, tensorrt_options: dict | None = None):
     """An ONNX Runtime session on the best provider available (:func:`onnx_providers`; TensorRT
-    with ``tensorrt_options``) with ``settings``; logs what it actually got."""
+    with ``tensorrt_options``), on ``device``'s GPU, with ``settings``; logs what it actually got,
+    and warns (once) when CUDA was asked for (``auto`` asks for nothing) and the session runs on the
+    CPU, saying why."""
     import onnxruntime as ort
 
-    providers = [("TensorrtExecutionProvider", tensorrt_options or {}) if p == "TensorrtExecutionProvider" else p
-                 for p in onnx_providers(device, tensorrt)]
+    providers = provider_options(onnx_providers(device, tensorrt), device, tensorrt_options)  # auto: GPU 0
     session = ort.InferenceSession(str(model_path), sess_options=settings.session_options(), providers=providers)
     log.info("onnxruntime %s: providers %s", model_path, session.get_providers())
+    if device.startswith("cuda") and session_device(session) == "cpu":
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            _warn_once(f"onnxruntime's CUDA provider did not start for {device}: its sessions run on the CPU "
+                       "(onnxruntime's log says why: a CUDA or cuDNN library not found, or a driver too old)")
+        else:
+            _warn_once("onnxruntime has no CUDA provider here (the CPU wheel `onnxruntime` is installed): its "
+                       "sessions run on the CPU; `make setup GPU=1` installs onnxruntime-gpu in its place")
     return session
+
+
+def session_device(session) -> str:
+    """Where an ONNX Runtime session runs: ``cuda:N`` when a GPU provider was granted (``N`` its
+    ``device_id``), else ``cpu``."""
+    provider = session.get_providers()[0]
+    if provider not in GPU_PROVIDERS:
+        return "cpu"
+    return f"cuda:{session.get_provider_options().get(provider, {}).get('device_id', 0)}"
+
+
+def set_tf32(enabled: bool) -> None:
+    """Turn TF32 on or off for PyTorch's fp32 CUDA matmuls and cuDNN convolutions. PyTorch's
+    defaults differ (matmul off, cuDNN on): a run sets both, so that what it ran is known."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def tf32_enabled() -> bool:
+    """Whether PyTorch may use TF32 for fp32 CUDA matmuls or cuDNN convolutions now; False where
+    torch has not been imported (nothing of it runs)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
 
 
 @cache
 def _log_once(what: str, value: str) -> None:
     log.info("%s: %s", what, value)
+
+
+@cache
+def _warn_once(message: str) -> None:
+    log.warning("%s", message)

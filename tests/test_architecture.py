@@ -23,7 +23,8 @@ LAYERS = [
     ("benchmark.protocol",),
     ("benchmark.report",),
     ("benchmark.run",),
-    ("benchmark.fetch", "benchmark.speed", "benchmark.api", "benchmark.cli", "benchmark.__main__", "benchmark"),
+    ("benchmark.fetch", "benchmark.speed", "benchmark.scale", "benchmark.api", "benchmark.cli", "benchmark.__main__",
+     "benchmark"),
 ]
 
 

@@ -35,7 +35,7 @@ def test_rss_does_not_grow_with_the_number_of_images(embedder):
     process, libc = psutil.Process(), ctypes.CDLL(None)
     rss: list[int] = []
 
-    def sample() -> None:
+    def sample(_chunk) -> None:
         libc.malloc_trim(0)  # hand freed heap pages back, so that RSS follows live memory
         rss.append(process.memory_info().rss)
 

@@ -106,11 +106,12 @@ def test_an_error_in_the_crop_stage_is_raised_and_every_thread_ends(pairs, onnx_
             raise OSError("disk gone")
         return reference_cropper(batch)
 
-    results = MethodResults.empty(len(pairs.images))
+    results, saved = MethodResults.empty(len(pairs.images)), []
     with pytest.raises(OSError, match="disk gone"):
         process_images(pairs.images, ALIGNED_DIR, failing, onnx_embedder, results, chunk=8, detect_batch=4,
-                       progress=False)
+                       save=saved.append, progress=False)
     assert results.done == 8  # the first chunk was committed whole, nothing of the second
+    assert [chunk.tolist() for chunk in saved] == [list(range(8))]  # and handed to save, which cached it
     assert not [t for t in threading.enumerate() if t.name.startswith("facebench-")]
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from benchmark.cli import main
 from benchmark.report.files import LANDMARK_COLUMNS, load_run
 from benchmark.report.plots import CHART_FILES, method_color, pick_gallery_images, plot_gallery, plot_overview, plot_roc
-from benchmark.run.cache import MethodResults
+from benchmark.run.cache import ShardCache
 from benchmark.run.runner import RunConfig, run_benchmark
 from face_alignment import align_face, load_image
 from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
@@ -169,7 +169,7 @@ def test_gallery_redraws_the_runs_crops(run_dir):
 def test_image_log_landmarks_are_the_cached_ones(run_dir):
     """The per-image log carries each image's five landmarks as the runner found them (6 digits)."""
     log_ = load_run(run_dir).image_log("yunet")
-    cached = MethodResults.load(next((run_dir / "cache").glob("yunet-*.npz")), len(log_))
+    cached = ShardCache(next((run_dir / "cache").glob("yunet-*"))).load(len(log_))
     np.testing.assert_allclose(log_[LANDMARK_COLUMNS].to_numpy(float).reshape(-1, 5, 2), cached.landmarks,
                                rtol=1e-5)
 

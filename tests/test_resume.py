@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import psutil
 import pytest
 
 from benchmark.cli import main
-from benchmark.run.cache import PENDING, MethodResults
+from benchmark.run.cache import PENDING, ROW_ARRAYS, TOTALS, MethodResults, ShardCache
 from benchmark.run.isolation import GRACE_SECONDS, INTERRUPTED
 from benchmark.run.runner import RunConfig, run_benchmark
 from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
@@ -26,7 +27,7 @@ from tests.shared_runs import METRICS, N_IMAGES, RUN_ARGS, report_row, uninterru
 
 pytestmark = pytest.mark.shared
 
-CHUNK = 256  # images per saved chunk of the runner (process_images' default)
+CHUNK = 256  # images per cached chunk (shard) of the runner (process_images' default)
 
 
 class CliRun:
@@ -75,8 +76,13 @@ class CliRun:
 
 
 def _cache(out: Path) -> MethodResults | None:
-    files = sorted((out / "cache").glob("yunet-*.npz"))
-    return MethodResults.load(files[0], N_IMAGES) if files else None
+    folders = sorted((out / "cache").glob("yunet-*"))
+    return ShardCache(folders[0]).load(N_IMAGES) if folders else None
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    """Every file of the run's caches, by its path in ``cache/``."""
+    return {str(p.relative_to(out / "cache")): p.read_bytes() for p in (out / "cache").rglob("*") if p.is_file()}
 
 
 def _done(out: Path) -> int:
@@ -93,7 +99,9 @@ def test_kill_and_resume_gives_the_uninterrupted_numbers(tmp_path, caplog):
     assert "interrupted; finished work is cached" in run.stderr
     first = _cache(out)
     assert first.done == CHUNK  # the chunk in progress is lost, the finished one kept
-    assert not list((out / "cache").glob(".*.tmp"))  # no half-written file left behind
+    assert not list((out / "cache").rglob(".*.tmp"))  # no half-written file left behind
+    (shard,) = ShardCache(next((out / "cache").glob("yunet-*"))).shard_paths()
+    first_shard = shard.stat()
 
     # then, while resumed runs work: SIGTERM to the run, SIGKILL to the run (its orphaned child
     # must stop by itself), SIGKILL to the method's child process (a crash, or the OOM killer)
@@ -106,7 +114,7 @@ def test_kill_and_resume_gives_the_uninterrupted_numbers(tmp_path, caplog):
         again = _cache(out)  # readable, and nothing finished was lost or redone
         np.testing.assert_array_equal(again.status, first.status)
         np.testing.assert_array_equal(again.detect_ms, first.detect_ms)
-        assert not list((out / "cache").glob(".*.tmp"))
+        assert not list((out / "cache").rglob(".*.tmp"))
     crashed = f"crashed (SIGKILL) after {CHUNK}/{N_IMAGES} images; rerun to resume"
     assert crashed in run.stderr and report_row(out)["error"] == crashed  # the run went on and said so
 
@@ -117,6 +125,7 @@ def test_kill_and_resume_gives_the_uninterrupted_numbers(tmp_path, caplog):
     assert final.done == N_IMAGES
     kept = first.status != PENDING  # the first run's images were not processed again: same timings
     np.testing.assert_array_equal(final.detect_ms[kept], first.detect_ms[kept])
+    assert (shard.stat().st_ino, shard.stat().st_mtime_ns) == (first_shard.st_ino, first_shard.st_mtime_ns)  # kept
 
     fresh = uninterrupted_run()
     resumed, uninterrupted = report_row(out), report_row(fresh)
@@ -142,8 +151,6 @@ def cached_run(tmp_path_factory):
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    import shutil
-
     shutil.copytree(src, dst)
     return dst
 
@@ -157,28 +164,47 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_cache_is_reused_only_for_the_same_inputs(cached_run, tmp_path, caplog, change, reused):
     src, _ = cached_run
     out = _copy(src, tmp_path / "run")
-    before = {p.name: p.read_bytes() for p in (out / "cache").iterdir()}
+    before, folders = _files(out), {p.name for p in (out / "cache").iterdir()}
     caplog.set_level(logging.INFO)
     run_benchmark(_config(out, **change))
     assert ("resuming from" in caplog.text) == reused
-    after = {p.name: p.read_bytes() for p in (out / "cache").iterdir()}
+    after = _files(out)
     if reused:
         assert "(68/68 images done)" in caplog.text and after == before  # not even rewritten
     elif change.get("resume", True):
-        assert len(after) == len(before) + 1  # a cache of its own, keyed by what produced it
-        assert all(after[name] == data for name, data in before.items())  # the other left as it was
+        assert len({p.name for p in (out / "cache").iterdir()}) == len(folders) + 1  # a cache of its own, keyed
+        assert all(after[name] == data for name, data in before.items())  # by what produced it; the other as it was
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
 def test_damaged_cache_is_ignored_with_a_warning(cached_run, tmp_path, caplog, damage):
     src, row = cached_run
     out = _copy(src, tmp_path / "run")
-    (cache_file,) = (out / "cache").iterdir()
-    data = cache_file.read_bytes()
-    cache_file.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00not a cache" * 100,
-                            "empty": b""}[damage])
+    (folder,) = (out / "cache").iterdir()
+    (shard,) = ShardCache(folder).shard_paths()  # 68 images: one chunk
+    data = shard.read_bytes()
+    shard.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00not a cache" * 100,
+                       "empty": b""}[damage])
     caplog.set_level(logging.INFO)
     again = run_benchmark(_config(out))[0]
-    assert "ignoring unreadable cache" in caplog.text and "resuming from" not in caplog.text
+    assert "removing unreadable cache shard" in caplog.text and "resuming from" not in caplog.text
     assert {m: again[m] for m in METRICS} == {m: row[m] for m in METRICS}  # recomputed, same numbers
-    assert MethodResults.load(cache_file, 68).done == 68  # and saved whole again
+    assert ShardCache(folder).load(68).done == 68  # and cached again
+
+
+def test_an_old_single_file_cache_is_read_and_not_recomputed(cached_run, tmp_path, caplog):
+    """The cache of earlier versions (one file rewritten whole after each chunk) is moved into
+    shards: its images are not processed again and the row keeps every figure."""
+    src, row = cached_run
+    out = _copy(src, tmp_path / "run")
+    (folder,) = (out / "cache").iterdir()
+    cached = ShardCache(folder).load(68)
+    np.savez(folder.parent / f"{folder.name}.npz", **{name: getattr(cached, name) for name in (*ROW_ARRAYS, *TOTALS)},
+             reasons=np.array("{}"))
+    shutil.rmtree(folder)
+    caplog.set_level(logging.INFO)
+    again = run_benchmark(_config(out))[0]
+    assert "read the old single-file cache" in caplog.text and "(68/68 images done)" in caplog.text
+    kept = (*METRICS, "detect_ms_median", "embed_img_per_s", "wall_s", "peak_rss_mb")  # the cached run's figures
+    assert {k: again[k] for k in kept} == {k: row[k] for k in kept}
+    assert [p.name for p in (out / "cache").iterdir()] == [folder.name]  # the old file is gone

@@ -9,7 +9,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.protocol.pairs import read_pairs
 from benchmark.protocol.scores import summarize
-from benchmark.run.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults
+from benchmark.run.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults, ShardCache
 from benchmark.run.cropping import detector_cropper
 from benchmark.run.pipeline import process_images
 from benchmark.run.runner import RunConfig, run_benchmark
@@ -32,17 +32,21 @@ def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder,
             raise KeyboardInterrupt  # as SIGINT / SIGTERM arrive mid-chunk
         return base(images)
 
-    cache = tmp_path / "c.npz"
+    cache = ShardCache(tmp_path / "yunet-key")
     partial = MethodResults.empty(n)
     with pytest.raises(KeyboardInterrupt):
         process_images(small_pairs.images, LFW_IMAGES, dying_cropper, embedder, partial, chunk=16,
-                       detect_batch=4, save=lambda: partial.save(cache), progress=False)
-    resumed = MethodResults.load(cache, n)
+                       detect_batch=4, save=lambda chunk: cache.write_chunk(partial, chunk), progress=False)
+    resumed = cache.load(n)
     assert 0 < resumed.done < n and resumed.done % 16 == 0  # whole chunks only
+    assert len(cache.shard_paths()) == resumed.done // 16  # a shard each
+    done_before = resumed.done
     seen = []
     process_images(small_pairs.images, LFW_IMAGES, lambda ims: seen.append(len(ims)) or base(ims), embedder,
-                   resumed, chunk=16, progress=False)
-    assert sum(seen) == n - int(np.count_nonzero(MethodResults.load(cache, n).status != PENDING))
+                   resumed, chunk=16, save=lambda chunk: cache.write_chunk(resumed, chunk), progress=False)
+    assert sum(seen) == n - done_before  # the finished shards are skipped
+    np.testing.assert_array_equal(cache.load(n).embeddings, resumed.embeddings)  # the rest cached too
+    assert not np.any(resumed.status == PENDING)
     np.testing.assert_allclose(resumed.embeddings, full.embeddings, atol=1e-5)
     assert summarize(resumed.score(small_pairs)) == summarize(full.score(small_pairs))
 

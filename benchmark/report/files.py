@@ -32,11 +32,16 @@ COLUMNS = [
     # added after the first release
     "n_pairs_found", "n_failed_images", "error", "detector_model", "unverified_weights",
     "embedder_backend", "precision", "dataset",
+    # where each stage really ran, GPU memory as NVML and torch count it ("n/a: <why>" where NVML
+    # could not tell), and whether TF32 was on
+    "detector_device", "embedder_device", "peak_gpu_nvml_mb", "peak_gpu_torch_allocated_mb",
+    "peak_gpu_torch_reserved_mb", "tf32",
 ]
 TEXT_COLUMNS = ("method", "device", "embedder", "embedder_sha256", "detector_weights_sha256", "versions",
                 "git_commit", "started_at", "error", "unverified_weights", "detector_model", "embedder_backend",
-                "precision", "dataset")
+                "precision", "dataset", "detector_device", "embedder_device", "peak_gpu_nvml_mb")
 COUNT_COLUMNS = ("n_pairs", "n_images", "n_pairs_found", "n_failed_images")
+BOOL_COLUMNS = ("flip", "tf32")
 #: the per-image log's landmark columns: x and y of each landmark in the original image's pixels
 LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
 IMAGE_LOG_COLUMNS = ["image", "status", "reason", "score", "detect_ms", *LANDMARK_COLUMNS]
@@ -154,15 +159,15 @@ def describe_embedder(row) -> str:
 
 def read_report(path: Path) -> pd.DataFrame:
     """``report.csv`` as a DataFrame: metrics as floats (NaN where empty), counts as nullable
-    integers, ``flip`` as bool, text columns as strings ("" where empty); a column this version
-    does not know is left as pandas reads it."""
+    integers, ``flip`` and ``tf32`` as bool, text columns as strings ("" where empty); a column this
+    version does not know is left as pandas reads it."""
     frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
     for column in frame.columns:
         if column in TEXT_COLUMNS:
             frame[column] = frame[column].fillna("")
         elif column in COUNT_COLUMNS:
             frame[column] = pd.to_numeric(frame[column]).astype("Int64")
-        elif column == "flip":
+        elif column in BOOL_COLUMNS:
             frame[column] = frame[column].astype(str).str.lower().eq("true")
         elif column in COLUMNS:  # every other known column is a number
             frame[column] = pd.to_numeric(frame[column]).astype(float)

@@ -90,6 +90,7 @@ class ImageSource:
     producer: str  # the code that makes the crops: part of the cache key
     model: str = ""
     weights_sha256: str = ""
+    device: str = ""  # where the detector really runs (FaceDetector.real_device); none for reference crops
 
 
 def image_source(method: str, protocol: VerificationProtocol, device: str, weights_dir=None) -> ImageSource:
@@ -99,7 +100,7 @@ def image_source(method: str, protocol: VerificationProtocol, device: str, weigh
     detector = create_detector(method, device=device, weights_dir=weights_dir)
     producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
     return ImageSource(protocol.image_root, detector_cropper(detector, protocol.pick_face), producer,
-                       detector.model_label, weights_sha256(detector.weight_paths))
+                       detector.model_label, weights_sha256(detector.weight_paths), detector.real_device)
 
 
 def weights_sha256(paths: Sequence[Path]) -> str:

@@ -6,7 +6,7 @@
   image's target face, align it) and hands the crops on through a bounded queue;
 - embed: the calling thread embeds the crops in batches of the embedder's batch size as they
   arrive, and commits the results one whole chunk (``chunk`` images, in order) at a time, then
-  calls ``save``.
+  calls ``save`` with the chunk's image indices (the runner writes them as one cache shard).
 
 The stages share the machine's cores. While they run, torch's intra-op thread pool is limited to
 half the cores (:func:`stage_threads`): the embedder runs two batches at once, one thread each
@@ -16,7 +16,7 @@ bottleneck when the embedder is light, and YuNet on two threads there took a ful
 the onnx embedder from 26.1 s to 21.6 s (torch: 28.2 against 28.6 s, no loss).
 
 Memory is bounded by the queues, whatever the number of images. Because ``results`` only ever
-receives whole chunks, the cache saved after a chunk never holds part of the next one, and a
+receives whole chunks, what is saved after a chunk never holds part of the next one, and a
 resumed run does the remaining chunks as an uninterrupted run would. An image's result does
 not depend on the images it shares a batch with (detectors look at each image alone, the float
 embedder is batch-independent), so batch sizes and the overlap cannot change a number.
@@ -167,10 +167,11 @@ def stage_threads(cores: int | None = None) -> Iterator[int]:
 
 def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder, results: MethodResults,
                    flip: bool = False, workers: int = 2, detect_batch: int = 8, chunk: int = 256,
-                   save: Callable[[], None] | None = None, desc: str = "", progress: bool = True,
+                   save: Callable[[np.ndarray], None] | None = None, desc: str = "", progress: bool = True,
                    prefetch: int | None = None, embed_workers: int = 2,
                    condition: ImageCondition = CLEAN) -> MethodResults:
-    """Fill ``results`` for every image still pending; ``save`` is called after each chunk.
+    """Fill ``results`` for every image still pending; ``save(indices)`` is called after each
+    chunk with the indices of the images it committed.
 
     ``cropper`` turns a batch of RGB images into one ``Outcome`` (crop, status, landmarks,
     score, reason) per image; ``embedder`` has a thread-safe ``embed(crops, flip)`` and
@@ -198,7 +199,7 @@ def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder
                 results.wall_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 if save is not None:
-                    save()
+                    save(indices)
                 bar.update(len(indices))
         finally:
             stage.stop.set()

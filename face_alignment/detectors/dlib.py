@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import FaceBenchError, MissingDependencyError
 from ..landmark_maps import IBUG_68, to_five
 from ..registry import register_detector
+from ..runtime import joined_devices
 from ..types import Face
 from .base import FaceDetector
 
@@ -86,6 +87,11 @@ class _DlibDetector(FaceDetector):
         self._to_five = five_from_dlib5 if landmarks == "5" else (lambda p: to_five(p, IBUG_68))
         self.weight_paths = [predictor]
 
+    @property
+    def real_device(self) -> str:
+        """dlib's HOG detector and shape predictors run on the CPU, whatever ``device`` says."""
+        return "cpu"
+
     def _boxes(self, image: np.ndarray, upsample: int) -> list[tuple[object, float]]:
         """(dlib rectangle, margin) pairs."""
         raise NotImplementedError
@@ -148,6 +154,14 @@ class DlibCnnDetector(_DlibDetector):
             eyes_path = model_file("shape_predictor_5_face_landmarks.dat")
             self._eyes = self._dlib.shape_predictor(str(eyes_path))
             self.weight_paths.append(eyes_path)
+
+    @property
+    def real_device(self) -> str:
+        """The MMOD CNN runs on dlib's current GPU where dlib was built with CUDA (``DLIB_USE_CUDA``,
+        whatever ``device`` says), else on the CPU; the shape predictors always on the CPU."""
+        if not self._dlib.DLIB_USE_CUDA:
+            return "cpu"
+        return joined_devices(f"cuda:{self._dlib.cuda.get_device()}", "cpu")
 
     def _boxes(self, image, upsample):
         return [(d.rect, d.confidence) for d in self._net(image, upsample)]

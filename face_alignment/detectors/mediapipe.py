@@ -155,6 +155,9 @@ class _MediaPipeDetector(FaceDetector):
     """
 
     _graph = None
+    #: MediaPipe's Python graphs run on the CPU (the pip wheel has no GPU support: its Tasks
+    #: runner says "GPU suport is not available"), whatever ``device`` says
+    real_device = "cpu"
     #: whether calls still filter MediaPipe's start-up lines (until one finds a face)
     _starting = True
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import register_detector
+from ..runtime import module_device
 from ..types import Face
 from .base import FaceDetector
 
@@ -27,6 +28,11 @@ class MTCNNDetector(FaceDetector):
                           device=self.device, select_largest=False, post_process=False)
         data = Path(facenet_pytorch.__file__).parent / "data"
         self.weight_paths = [data / f"{n}.pt" for n in ("pnet", "rnet", "onet")]
+
+    @property
+    def real_device(self) -> str:
+        """Where the three networks' weights are."""
+        return module_device(self._net)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         return self.detect_by_size(images, self._detect_same_size)

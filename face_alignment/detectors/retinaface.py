@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, WeightsError
 from ..registry import register_detector
+from ..runtime import module_device
 from ..types import Face
 from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
@@ -262,6 +263,11 @@ class RetinaFaceDetector(FaceDetector):
         self.weight_paths = [path]
         self.score_threshold, self.nms_threshold, self.top_k = score_threshold, nms_threshold, top_k
         self._net = load_network(path, self.device)
+
+    @property
+    def real_device(self) -> str:
+        """Where the network's weights are."""
+        return module_device(self._net)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         return self.detect_by_size(images, self._detect_same_size)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import FaceBenchError, WeightsError
 from ..landmark_maps import to_five
 from ..registry import create_detector, register_detector
-from ..runtime import onnx_session
+from ..runtime import joined_devices, onnx_session, session_device
 from ..types import Face
 from ..weights import WeightSpec, resolve_weights
 from .base import FaceDetector
@@ -128,6 +128,11 @@ class TopDownDetector(FaceDetector):
         self._session = onnx_session(str(path), self.device)
         self._input = self._session.get_inputs()[0].name
         self.weight_paths = [*self._boxes.weight_paths, path]
+
+    @property
+    def real_device(self) -> str:
+        """The box detector's device, then the keypoint session's where they differ (``cpu+cuda:0``)."""
+        return joined_devices(self._boxes.real_device, session_device(self._session))
 
     def detect_one(self, image: np.ndarray) -> list[Face]:
         boxes = self._boxes.detect([image])[0]

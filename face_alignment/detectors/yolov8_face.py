@@ -144,6 +144,10 @@ class YOLOv8FaceDetector(FaceDetector):
                                            upscale)
         self.weight_paths = self._backend.weight_paths
 
+    @property
+    def real_device(self) -> str:
+        return self._backend.real_device
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         return self._backend.detect(images)
 

@@ -24,6 +24,11 @@ class YuNetDetector(FaceDetector):
     """YuNet runs on the CPU through OpenCV's DNN module; its rows are
     ``x, y, w, h, 5 x (x, y), score`` with the image-left eye first."""
 
+    #: ``FaceDetectorYN`` is built with OpenCV's default backend and its CPU target, whatever
+    #: ``device`` says (the pip wheels of OpenCV have no CUDA, and OpenCV 5's new graph engine
+    #: ignores the target anyway: see :func:`~.base.opencv_errors_only`)
+    real_device = "cpu"
+
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold: float = 0.5,
                  nms_threshold: float = 0.3, top_k: int = 5000, max_side: int = 1280) -> None:
         super().__init__(device, max_side)

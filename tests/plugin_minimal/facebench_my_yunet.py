@@ -26,6 +26,8 @@ WEIGHTS = WeightSpec(
 class MyYuNet(FaceDetector):
     """YuNet on the CPU: ``device`` is accepted, as every detector's is, and not used."""
 
+    real_device = "cpu"  # where it runs whatever device says (the report's detector_device)
+
     def __init__(self, device="auto", weights_dir=None, weights=None, score_threshold=0.5, max_side=1280):
         super().__init__(device, max_side)
         path = resolve_weights(WEIGHTS, weights, weights_dir)  # weights=: a file to use instead
