@@ -22,10 +22,11 @@ from .report.compare import compare_runs
 from .report.files import Run, load_run
 from .report.plots import plot_gallery, plot_overview, plot_roc
 from .run.landmarks import run_landmarks
+from .run.robustness import RobustnessConfig, run_robustness
 from .run.runner import RunConfig, default_out, run_benchmark
 
 __all__ = ["Run", "compare_runs", "load_run", "plot_gallery", "plot_overview", "plot_roc", "resolve_methods",
-           "run_cfp", "run_landmarks", "run_lfw"]
+           "robustness", "run_cfp", "run_landmarks", "run_lfw"]
 
 
 def resolve_methods(methods: str | Sequence[str], weights_dir: str | os.PathLike | None = None) -> list[str]:
@@ -65,11 +66,29 @@ def run_cfp(methods: str | Sequence[str] = ("yunet", "mtcnn"), protocol: str = "
     return _run("run_cfp", methods, weights_dir, out, dict(options, dataset=protocol, cfp_dir=cfp_dir))
 
 
-def _run(caller: str, methods, weights_dir, out, options: dict) -> pd.DataFrame:
-    known = {f.name for f in fields(RunConfig)} - {"methods", "weights_dir", "out"}
+def robustness(methods: str | Sequence[str] = ("yunet",), conditions: str = "quick",
+               weights_dir: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+               **options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the robustness benchmark (as ``facebench robustness`` does): each method with the probe
+    of every pair under ``conditions`` (``quick``, ``all`` or ``"jpeg:1-5,rotation:3"``), and the
+    oracle. Returns the table (one row per method x condition x severity) and the summary per
+    method. ``options``: :func:`run_lfw`'s, and ``oracle`` (its landmark method, default
+    retinaface), ``folds`` (e.g. ``(1, 2)``), ``dataset``; ``out`` defaults to
+    ``results/robustness-<dataset>``."""
+    config = _config("robustness", RobustnessConfig, methods, weights_dir, out, dict(options, conditions=conditions))
+    return run_robustness(config)
+
+
+def _config(caller: str, kind, methods, weights_dir, out, options: dict):
+    """``kind`` (:class:`RunConfig` or a subclass) from the options, an unknown one refused by name."""
+    known = {f.name for f in fields(kind)} - {"methods", "weights_dir", "out"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise FaceBenchError(f"unknown option(s) {', '.join(unknown)}; {caller} takes {', '.join(sorted(known))}")
-    config = RunConfig(methods=resolve_methods(methods, weights_dir), weights_dir=weights_dir, out=out, **options)
+    return kind(methods=resolve_methods(methods, weights_dir), weights_dir=weights_dir, out=out, **options)
+
+
+def _run(caller: str, methods, weights_dir, out, options: dict) -> pd.DataFrame:
+    config = _config(caller, RunConfig, methods, weights_dir, out, options)
     run_benchmark(config)
     return load_run(out or default_out(config.dataset)).report

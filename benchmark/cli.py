@@ -1,9 +1,10 @@
 """``facebench`` / ``python -m benchmark``: the command line.
 
 One parser with a sub-command each (``run``, the default, ``methods``, ``fetch-lfw``,
-``compare``, ``plot``, ``speed``); options several commands take are defined once, in the parent
-parsers below. Building the parser imports no model library: each command imports what it needs
-when it runs, so ``--help``, ``compare`` and ``plot`` start without torch.
+``compare``, ``plot``, ``landmarks``, ``robustness``, ``speed``); options several commands take are
+defined once, in the parent parsers below. Building the parser imports no model library: each
+command imports what it needs when it runs, so ``--help``, ``compare`` and ``plot`` start without
+torch.
 """
 from __future__ import annotations
 
@@ -144,6 +145,36 @@ fp32, model size, and onnxruntime's CPU settings. Throughputs are medians over r
 compared paths take turns. Timings are only comparable on one machine, when it is otherwise idle."""
 
 
+ROBUSTNESS_DESCRIPTION = """\
+Accuracy when the image degrades, and whose fault the loss is. Cross-quality protocol: each pair's
+first image stays clean (the enrolment photo), its second (the probe) is put under a condition at a
+severity from 1 to 5 (a physical parameter: blur sigma, JPEG quality, scale, angle ...), applied to
+the original image before detection, the same way in every run (seeded by the image's path). Each
+(method, condition, severity) is a row: accuracy, success rate, AUC, EER, and for the geometric
+conditions the landmark shift (the method's points on the degraded image mapped back, against its
+points on the clean image, in inter-ocular distances). The oracle row aligns the degraded probe
+with the oracle method's landmarks on the clean image, carried through the condition's transform:
+clean - oracle is what the embedder loses, oracle - method what the method's detector loses.
+Writes <out>/robustness.csv, robustness_summary.csv, the heat map, degradation curves and gallery,
+and a report.csv row per (method, condition) named METHOD@CONDITION-SEVERITY, so that
+`facebench compare RUN:yunet@jpeg-5 RUN:mtcnn@jpeg-5` tests two methods under one condition.
+Default --out: results/robustness-<dataset>. Cached and resumable per (method, condition)."""
+
+
+def _folds(text: str) -> tuple[int, ...]:
+    """argparse type: ``1-3``, ``1,5`` or a mix."""
+    folds = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            low, _, high = part.partition("-")
+            folds.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fold list such as 1-3 or 1,5") from None
+    if not folds or min(folds) < 1 or max(folds) > 10:
+        raise argparse.ArgumentTypeError(f"folds are numbered 1 to 10, got {text!r}")
+    return tuple(sorted(set(folds)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``facebench`` parser: the run's options at the top level (no command runs the
     benchmark) and one sub-parser per command."""
@@ -189,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     landmarks.add_argument("--methods", default="yunet,mtcnn",
                            help="comma-separated methods, or 'all' (default: %(default)s)")
     landmarks.add_argument("--out", default="results/landmarks", help="output folder (default: %(default)s)")
+    robustness = commands.add_parser(
+        "robustness", parents=run_parents, help="accuracy with the probe degraded: blur, noise, JPEG, low "
+        "resolution, rotation, occlusion ...; the oracle tells the detector's loss from the embedder's",
+        description=ROBUSTNESS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    robustness.add_argument("--conditions", default="quick", help="quick (six conditions at severities 1, 3, 5), "
+                            "all (every condition at 1 to 5), or NAME:SEVERITY,... (a severity may be a range, "
+                            "e.g. jpeg:1-5); --list-conditions shows them (default: %(default)s)")
+    robustness.add_argument("--oracle", default="retinaface", help="the method whose landmarks on the clean image "
+                            "align the oracle's probes and place the occlusions (default: %(default)s)")
+    robustness.add_argument("--folds", type=_folds, help="run these folds only, e.g. 1-3 or 1,5 (slow methods; "
+                            "accuracy is then over those folds)")
+    robustness.add_argument("--list-conditions", action="store_true", help="print the conditions and their "
+                            "physical parameter at each severity, and exit")
     commands.add_parser("speed", parents=[_parent(_speed_options), data, weights, device, quiet],
                         help="throughput of each stage and embedder here; pipelined vs sequential LFW pass",
                         description=SPEED_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     try:
         return {"run": _run, "methods": _list_methods, "fetch-lfw": _fetch, "compare": _compare, "plot": _plot,
-                "landmarks": _landmarks, "speed": _speed}[command](args)
+                "landmarks": _landmarks, "robustness": _robustness, "speed": _speed}[command](args)
     except FaceBenchError as exc:
         print(f"facebench: error: {exc}", file=sys.stderr)
         return 2
@@ -217,24 +261,43 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args) -> int:
+def _config(args, kind, **extra):
+    """``kind`` (:class:`RunConfig` or a subclass) from the run options of ``args``."""
     from .api import resolve_methods
-    from .run.runner import RunConfig, run_benchmark
 
-    methods = resolve_methods(args.methods, args.weights_dir)
-    config = RunConfig(
-        methods=methods, dataset=args.dataset, lfw_dir=args.lfw_dir, cfp_dir=args.cfp_dir, pairs=args.pairs,
-        weights_dir=args.weights_dir,
-        aligned_dir=args.aligned_dir, out=args.out, device=args.device, batch_size=args.batch_size,
+    return kind(
+        methods=resolve_methods(args.methods, args.weights_dir), dataset=args.dataset, lfw_dir=args.lfw_dir,
+        cfp_dir=args.cfp_dir, pairs=args.pairs, weights_dir=args.weights_dir, aligned_dir=args.aligned_dir,
+        out=args.out, device=args.device, batch_size=args.batch_size,
         workers=args.workers, detect_batch=args.detect_batch, flip=args.flip,
         embedder_model=args.embedder_model, embedder_backend=args.embedder, precision=args.precision,
         embedder_weights=args.embedder_weights, quantized=args.quantized, resume=args.resume,
         max_pairs=args.max_pairs, progress=not args.quiet, allow_unverified_weights=args.allow_unverified_weights,
-        isolate=args.isolate,
+        isolate=args.isolate, **extra,
     )
-    rows = run_benchmark(config)
+
+
+def _run(args) -> int:
+    from .run.runner import RunConfig, run_benchmark
+
+    rows = run_benchmark(_config(args, RunConfig))
     _print_summary(rows)
     return 1 if any(row.get("error") for row in rows) else 0
+
+
+def _robustness(args) -> int:
+    from .protocol.degradations import conditions_table
+    from .run.robustness import RobustnessConfig, run_robustness
+
+    if args.list_conditions:
+        print(conditions_table())
+        return 0
+    table, summary = run_robustness(_config(args, RobustnessConfig, conditions=args.conditions,
+                                            oracle=args.oracle, folds=args.folds or ()))
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for _, row in table[table["error"] != ""].iterrows():
+        print(f"{row['row']}: ERROR {row['error']}")
+    return 1 if (table["error"] != "").any() else 0
 
 
 def _print_summary(rows: list[dict]) -> None:

@@ -7,8 +7,8 @@ for a consistency check). Photometric conditions keep the identity map; geometri
 rotation, a larger canvas) are affine. ``key`` (the image's path in the protocol) seeds any
 randomness, so an image is degraded the same way in every run, batch and worker.
 
-:data:`CLEAN`, the identity, is the only condition today; a condition's ``name`` goes into the
-cache key and the report.
+:data:`CLEAN` is the identity; :mod:`benchmark.protocol.degradations` holds the catalogue of
+conditions at severities 1-5. A condition's ``name`` goes into the cache key and the report.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +192,21 @@ def subset_pairs(pairs: PairList, per_fold: int) -> PairList:
     for fold in range(N_FOLDS):
         for label in (True, False):
             keep.extend(np.flatnonzero((pairs.folds == fold) & (pairs.same == label))[:per_fold])
-    keep = np.sort(np.array(keep, dtype=int))
+    return _keep_pairs(pairs, np.sort(np.array(keep, dtype=int)))
+
+
+def select_folds(pairs: PairList, folds: Sequence[int]) -> PairList:
+    """The pairs of ``folds`` (numbered 1 to 10, as in the protocols' files) and only the images
+    they use: slow methods on part of a protocol. Accuracy is then over those folds (each fold's
+    threshold chosen on the other selected ones), not the protocol's figure."""
+    wanted = sorted(set(folds))
+    if not wanted or wanted[0] < 1 or wanted[-1] > N_FOLDS:
+        raise DatasetError(f"folds must be between 1 and {N_FOLDS}, got {list(folds)}")
+    return _keep_pairs(pairs, np.flatnonzero(np.isin(pairs.folds, [f - 1 for f in wanted])))
+
+
+def _keep_pairs(pairs: PairList, keep: np.ndarray) -> PairList:
+    """The pairs at the sorted indices ``keep``, in their folds, over only the images they use."""
     triples = [(pairs.images[pairs.first[i]], pairs.images[pairs.second[i]], bool(pairs.same[i])) for i in keep]
     subset = make_pair_list(triples, pairs.source, None)
     return PairList(subset.images, subset.first, subset.second, subset.same, pairs.folds[keep], pairs.source)

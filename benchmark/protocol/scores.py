@@ -49,12 +49,18 @@ class PairScores:
             return cls(data["distances"], data["same"].astype(bool), data["folds"], data["found"].astype(bool))
 
 
-def pair_scores(embeddings: np.ndarray, found: np.ndarray, pairs: PairList) -> PairScores:
+def pair_scores(embeddings: np.ndarray, found: np.ndarray, pairs: PairList,
+                probes: tuple[np.ndarray, np.ndarray] | None = None) -> PairScores:
     """Each pair's distance from the per-image ``embeddings`` (``(n_images, D)``, NaN rows where
-    an image could not be embedded) and whether both of its faces were ``found`` (``(n_images,)``)."""
-    distances = squared_l2(embeddings[pairs.first], embeddings[pairs.second]).astype(np.float64)
+    an image could not be embedded) and whether both of its faces were ``found`` (``(n_images,)``).
+
+    ``probes`` (embeddings, found), indexed like ``embeddings``, replace the second image of every
+    pair: the cross-quality protocol of the robustness benchmark (a clean enrolment photo against
+    a degraded probe)."""
+    second_embeddings, second_found = probes if probes is not None else (embeddings, found)
+    distances = squared_l2(embeddings[pairs.first], second_embeddings[pairs.second]).astype(np.float64)
     distances[np.isnan(distances)] = UNSCORABLE_DISTANCE
-    return PairScores(distances, pairs.same, pairs.folds, found[pairs.first] & found[pairs.second])
+    return PairScores(distances, pairs.same, pairs.folds, found[pairs.first] & second_found[pairs.second])
 
 
 def summarize(scores: PairScores) -> dict[str, float]:

@@ -1,0 +1,251 @@
+"""The robustness benchmark: every method on a protocol's pairs with each pair's second image (the
+probe) under image conditions (:mod:`benchmark.protocol.degradations`), and the oracle that tells
+the detector's loss from the embedder's (:mod:`benchmark.report.robustness`).
+
+Per method, in its own process as in the benchmark: the clean pass over every image (the cache
+``facebench run`` uses in the same folder), then one pass per condition over the probes only,
+each cached and resumable under a key that names the condition and the oracle. The oracle's
+landmark method (default ``retinaface``: the detector that made the crops insightface's
+recognition models, EdgeFace among them, are trained on) runs first: its clean landmarks place
+every method's occlusions, and align the oracle's probes (:class:`OracleAlignment`).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from face_alignment import ARCFACE_TEMPLATE, align_face
+from face_alignment.alignment import similarity_transform
+
+from ..protocol.base import VerificationProtocol
+from ..protocol.conditions import CLEAN, Conditioned, ImageCondition
+from ..protocol.degradations import CONDITIONS, make_condition, parse_conditions
+from ..protocol.pairs import select_folds
+from ..protocol.scores import pair_scores, summarize
+from ..report.files import write_image_log, write_report
+from ..report.robustness import (
+    CLEAN_CONDITION,
+    ORACLE,
+    SUMMARY_FILE,
+    TABLE_FILE,
+    heatmap_severity,
+    row_name,
+    save_robustness_charts,
+    write_summary,
+    write_table,
+)
+from .cache import FOUND, STATUS_NAMES, MethodResults
+from .cropping import ImageSource, image_source, reference_cropper
+from .failures import method_failure
+from .isolation import Progress
+from .runner import RunConfig, default_out, load_embedder, prepare_run, process_method, run_isolated, timing
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ORACLE = "retinaface"
+
+
+@dataclass
+class RobustnessConfig(RunConfig):
+    """A benchmark run's options plus the conditions (``quick``, ``all`` or ``NAME:SEVERITY,...``),
+    the oracle's landmark method and the folds to run (1 to 10; default all)."""
+
+    conditions: str = "quick"
+    oracle: str = DEFAULT_ORACLE
+    folds: Sequence[int] = field(default_factory=tuple)
+
+
+class OracleAlignment(ImageCondition):
+    """``condition``, then the probe aligned with its clean image's landmarks (``landmarks``: key
+    -> (5, 2) points in the original image's pixels, as the oracle's method logged them, its
+    fallback centre crop's where it found no face) carried through the condition's transform.
+    The image it gives is the 112x112 crop, which the oracle's cropper passes through."""
+
+    def __init__(self, condition: ImageCondition, landmarks: Mapping[str, np.ndarray], method: str) -> None:
+        self.condition, self.landmarks = condition, landmarks
+        self.name = f"oracle({method})/{condition.name}"
+
+    def apply(self, image: np.ndarray, key: str) -> Conditioned:
+        conditioned = self.condition.apply(image, key)
+        points = conditioned.to_conditioned(self.landmarks[key]).astype(np.float32)
+        to_crop = similarity_transform(points, ARCFACE_TEMPLATE)
+        matrix = to_crop[:, :2] @ conditioned.matrix
+        matrix[:, 2] += to_crop[:, 2]
+        return Conditioned(align_face(conditioned.image, points), matrix)
+
+
+def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every method of ``config`` clean and under each condition, and the oracle. Writes the
+    run folder (default ``results/robustness-<dataset>``: ``report.csv`` with a row per method x
+    condition, their scores and per-image logs, ``robustness.csv``, ``robustness_summary.csv`` and
+    the charts); returns the robustness table and its summary per method."""
+    specs = parse_conditions(config.conditions)
+    config = replace(config, out=config.out or Path("results") / f"robustness-{default_out(config.dataset).name}")
+    run = prepare_run(config)
+    protocol = run.protocol
+    if config.folds:
+        protocol = replace(protocol, pairs=select_folds(protocol.pairs, config.folds))
+    probes = _probes(protocol)
+    log.info("%d pairs (%s), %d probes, %d conditions", len(protocol.pairs),
+             f"folds {','.join(map(str, config.folds))}" if config.folds else "all folds", len(probes), len(specs))
+    rows, report, landmarks = [], [], None
+    for method in [config.oracle, *(m for m in config.methods if m != config.oracle)]:  # the oracle's landmarks first
+        work = len(protocol.pairs.images) + len(probes) * (len(specs) if method in config.methods else 0)
+        args = (method, config, protocol, probes, specs, landmarks, run.meta, run.out)
+        outcome = run_isolated(_robust_method, args, method, work, config.progress)
+        result = outcome.result or {"report": [{"method": method, **run.meta, "error": outcome.error}],
+                                    "rows": [_error_row(method, CLEAN_CONDITION, 0, outcome.error)], "landmarks": None}
+        rows.extend(result["rows"])
+        report.extend(result["report"])
+        if method == config.oracle:
+            landmarks = result["landmarks"]
+        write_report(report, run.out / "report.csv")
+        write_table(rows, run.out / TABLE_FILE)
+    table = write_table(rows, run.out / TABLE_FILE)
+    summary = write_summary(table, run.out / SUMMARY_FILE)
+    gallery = [(n, s) for n, s in specs if s == heatmap_severity(table)]
+    save_robustness_charts(run.out, table, [make_condition(n, s, landmarks) for n, s in gallery], protocol.image_root,
+                           _gallery_probe(probes, landmarks), [*config.methods, ORACLE], config.oracle)
+    return table, summary
+
+
+def _gallery_probe(probes: Sequence[str], landmarks: Mapping[str, np.ndarray] | None) -> str | None:
+    """The first probe whose face the oracle's method found clean (its crops are comparable)."""
+    return next((p for p in probes if landmarks and p in landmarks), None)
+
+
+def _probes(protocol: VerificationProtocol) -> list[str]:
+    """The images that are some pair's second image, in image-list order."""
+    is_probe = np.zeros(len(protocol.pairs.images), bool)
+    is_probe[protocol.pairs.second] = True
+    return [image for image, probe in zip(protocol.pairs.images, is_probe) if probe]
+
+
+def _error_row(method: str, condition: str, severity: int, error: str) -> dict:
+    return {"method": method, "condition": condition, "severity": severity, "kind": _kind(condition),
+            "row": row_name(method, condition, severity), "error": error}
+
+
+def _kind(condition: str) -> str:
+    return CONDITIONS[condition].kind if condition in CONDITIONS else ""
+
+
+def _robust_method(method: str, config: RobustnessConfig, protocol: VerificationProtocol, probes: list[str],
+                   specs: Sequence[tuple[str, int]], landmarks: Mapping[str, np.ndarray] | None, meta: dict,
+                   out: Path, progress: Progress = lambda done, total: None) -> dict:
+    """One method's rows (clean and per condition; the oracle's too when ``method`` is the
+    oracle's), and, for the oracle's method, its clean landmarks of the faces it found."""
+    images = protocol.pairs.images
+    embedder = load_embedder(config, config.device)
+    source = image_source(method, protocol, config.device, config.weights_dir)
+    clean, _, _ = process_method(method, source, config, images, embedder, meta, out, progress)
+    position = {image: i for i, image in enumerate(images)}
+    rows = _Rows(method, protocol, clean, np.array([position[p] for p in probes], int), probes, meta, out)
+    rows.add(CLEAN_CONDITION, 0, clean, source)
+    is_oracle = method == config.oracle
+    if is_oracle:
+        landmarks = {image: clean.landmarks[i] for i, image in enumerate(images) if clean.status[i] == FOUND}
+    if method in config.methods:
+        for name, severity in specs:
+            with rows.failure(name, severity):
+                condition = make_condition(name, severity, landmarks)
+                results, _, _ = process_method(method, source, config, probes, embedder, meta, out, progress,
+                                               condition, oracle=config.oracle)
+                rows.add(name, severity, results, source)
+    if is_oracle:
+        _oracle_rows(rows, config, specs, landmarks, embedder)
+    return {"rows": rows.table, "report": rows.report, "landmarks": landmarks if is_oracle else None}
+
+
+def _oracle_rows(method_rows: _Rows, config: RobustnessConfig, specs: Sequence[tuple[str, int]],
+                 landmarks: Mapping[str, np.ndarray], embedder) -> None:
+    """The oracle's rows, clean and per condition, into ``method_rows``' lists: the probes aligned
+    with the oracle method's clean landmarks; a probe whose face that method did not find counts
+    as not found (it is aligned with the method's fallback centre crop, as the method was)."""
+    clean, protocol = method_rows.clean, method_rows.protocol
+    every = dict(zip(protocol.pairs.images, clean.landmarks))
+    source = ImageSource(protocol.image_root, reference_cropper, f"oracle:{config.oracle}")
+    oracle = replace(method_rows, method=ORACLE, table=[], report=[],
+                     probe_found=clean.status[method_rows.probe_index] == FOUND)
+    for name, severity in [(CLEAN_CONDITION, 0), *specs]:
+        with oracle.failure(name, severity):
+            condition = OracleAlignment(CLEAN if severity == 0 else make_condition(name, severity, landmarks), every,
+                                        config.oracle)
+            results, _, _ = process_method(ORACLE, source, config, method_rows.probes, embedder, method_rows.meta,
+                                           method_rows.out, condition=condition, oracle=config.oracle)
+            oracle.add(name, severity, results, source)
+    method_rows.table.extend(oracle.table)
+    method_rows.report.extend(oracle.report)
+
+
+@dataclass
+class _Rows:
+    """Scores one method's passes against its clean first images and collects their rows: the
+    robustness table's (``table``) and report.csv's (``report``), with scores and logs written."""
+
+    method: str
+    protocol: VerificationProtocol
+    clean: MethodResults  # every image, clean: the first image of each pair
+    probe_index: np.ndarray  # the probes' positions in the image list
+    probes: list[str]
+    meta: dict
+    out: Path
+    table: list[dict] = field(default_factory=list)
+    report: list[dict] = field(default_factory=list)
+    probe_found: np.ndarray | None = None  # the oracle's: where its method found the clean face
+
+    @contextmanager
+    def failure(self, condition: str, severity: int) -> Iterator[None]:
+        """A block whose exception becomes the error row of (condition, severity), not the run's end."""
+        row = _error_row(self.method, condition, severity, "")
+        with method_failure(row, row["row"]):
+            yield
+        if row["error"]:
+            self.table.append(row)
+            self.report.append({"method": row["row"], **self.meta, "error": row["error"]})
+
+    def add(self, condition: str, severity: int, results: MethodResults, source: ImageSource) -> None:
+        name = row_name(self.method, condition, severity)
+        pairs = self.protocol.pairs
+        if self.method != ORACLE and condition == CLEAN_CONDITION:
+            scores, images, found = results.score(pairs), pairs.images, results.status == FOUND
+        else:
+            found = results.status == FOUND
+            if self.probe_found is not None:
+                found &= self.probe_found
+            embeddings = np.full((len(pairs.images), results.embeddings.shape[1]), np.nan, np.float32)
+            probe_found = np.zeros(len(pairs.images), bool)
+            embeddings[self.probe_index], probe_found[self.probe_index] = results.embeddings, found
+            scores = pair_scores(self.clean.embeddings, self.clean.status == FOUND, pairs,
+                                 probes=(embeddings, probe_found))
+            images = self.probes
+        scores.save(self.out / "scores" / f"{name}.npz")
+        write_image_log(self.out / "images" / f"{name}.csv", images, results, STATUS_NAMES)
+        metrics = summarize(scores)
+        times = timing(results, source.weights_sha256)
+        self.report.append({"method": name, **self.meta, **metrics, **times, "success_rate": float(np.mean(found)),
+                            "n_failed_images": int(np.count_nonzero(~found)), "n_pairs": len(pairs),
+                            "n_images": len(images), "detector_model": source.model})
+        self.table.append({**_error_row(self.method, condition, severity, ""), **metrics, **times,
+                           "success_rate": float(np.mean(found)), "n_pairs": len(pairs), "n_probes": len(images),
+                           "landmark_shift_iod": self._landmark_shift(results, condition)})
+
+    def _landmark_shift(self, results: MethodResults, condition: str) -> float:
+        """Median over the probes found both clean and degraded of the mean distance between the
+        method's points on the degraded image (mapped back to the original's pixels) and its points
+        on the clean image, in inter-ocular distances of the clean points; NaN for clean and oracle rows."""
+        if condition == CLEAN_CONDITION or self.method == ORACLE:
+            return float("nan")
+        clean_points = self.clean.landmarks[self.probe_index]
+        both = (results.status == FOUND) & (self.clean.status[self.probe_index] == FOUND)
+        if not both.any():
+            return float("nan")
+        iod = np.linalg.norm(clean_points[both, 0] - clean_points[both, 1], axis=1)
+        error = np.linalg.norm(results.landmarks[both] - clean_points[both], axis=2).mean(axis=1)
+        return float(np.median(error / np.maximum(iod, 1e-6)))
