@@ -76,6 +76,8 @@ def test_not_lfw_shaped_photos(detector, sample_images, embedder, reference_embe
     assert found >= 9, f"{detector.method}/{transform}: found {found}/10"
     # gray costs the embedder some similarity whatever the alignment
     assert np.median(cos[cos > -1]) >= (0.75 if transform == "gray" else MEDIAN_COSINE - 0.05), np.round(cos, 3)
+    if transform == "tight":  # MTCNN without its border: 0.39 and 0.52 on two of these faces
+        assert cos[cos > -1].min() >= MIN_COSINE, np.round(cos, 3)
 
 
 def test_align_batch_and_detect_faces(detector, sample_images):

@@ -28,6 +28,14 @@ def wide(image: np.ndarray, ratio: float = 4.0):
     return canvas, np.array([[1, 0, left], [0, 1, 0]], float)
 
 
+def tight(image: np.ndarray, box=(70, 70, 180, 190), factor: float = 3.0):
+    """The face filling the frame, as in CFP's tight frontal crops: LFW's central face region
+    (``box``: x1, y1, x2, y2), enlarged ``factor`` times."""
+    x1, y1, x2, y2 = box
+    crop = cv2.resize(image[y1:y2, x1:x2], None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    return crop, np.array([[factor, 0, -x1 * factor], [0, factor, -y1 * factor]], float)
+
+
 def gray(image: np.ndarray):
     g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     return np.repeat(g[:, :, None], 3, axis=2), np.array([[1, 0, 0], [0, 1, 0]], float)
@@ -38,5 +46,6 @@ TRANSFORMS = {
     "small": lambda im: scaled(im, 0.4),
     "large": lambda im: scaled(im, 6.0),
     "wide": wide,
+    "tight": tight,
     "gray": gray,
 }
