@@ -96,7 +96,7 @@ def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame
              f"folds {','.join(map(str, config.folds))}" if config.folds else "all folds", len(probes), len(specs))
     rows, report, landmarks = [], [], None
     for method in [config.oracle, *(m for m in config.methods if m != config.oracle)]:  # the oracle's landmarks first
-        work = len(protocol.pairs.images) + len(probes) * (len(specs) if method in config.methods else 0)
+        work = _work(method, config, len(protocol.pairs.images), len(probes), len(specs))
         args = (method, config, protocol, probes, specs, landmarks, run.meta, run.out)
         outcome = run_isolated(_robust_method, args, method, work, config.progress)
         result = outcome.result or {"report": [{"method": method, **run.meta, "error": outcome.error}],
@@ -127,6 +127,38 @@ def _probes(protocol: VerificationProtocol) -> list[str]:
     return [image for image, probe in zip(protocol.pairs.images, is_probe) if probe]
 
 
+def _work(method: str, config: RobustnessConfig, n_images: int, n_probes: int, n_specs: int) -> int:
+    """The images ``method``'s process goes through: its clean pass, its passes over the probes,
+    and for the oracle's method the oracle's passes (clean and per condition)."""
+    return (n_images + n_probes * (n_specs if method in config.methods else 0)
+            + (n_probes * (1 + n_specs) if method == config.oracle else 0))
+
+
+@dataclass
+class _Passes:
+    """A method's passes (:func:`~.runner.process_method` with the run's fixed arguments) and their
+    progress as one bar over all of them (``total`` images)."""
+
+    config: RobustnessConfig
+    embedder: object
+    meta: dict
+    out: Path
+    progress: Progress
+    total: int
+    done_before: int = 0
+
+    def __call__(self, method: str, source: ImageSource, images: Sequence[str],
+                 condition: ImageCondition = CLEAN) -> MethodResults:
+        """``images`` under ``condition``, cached; a degraded pass's key names the oracle's method,
+        whose landmarks place the occlusions (the clean pass's is the benchmark's own)."""
+        key = {} if condition is CLEAN else {"oracle": self.config.oracle}
+        results, _, _ = process_method(method, source, self.config, images, self.embedder, self.meta, self.out,
+                                       lambda done, n: self.progress(self.done_before + done, self.total), condition,
+                                       **key)
+        self.done_before += len(images)
+        return results
+
+
 def _error_row(method: str, condition: str, severity: int, error: str) -> dict:
     return {"method": method, "condition": condition, "severity": severity, "kind": _kind(condition),
             "row": row_name(method, condition, severity), "error": error}
@@ -142,9 +174,10 @@ def _robust_method(method: str, config: RobustnessConfig, protocol: Verification
     """One method's rows (clean and per condition; the oracle's too when ``method`` is the
     oracle's), and, for the oracle's method, its clean landmarks of the faces it found."""
     images = protocol.pairs.images
-    embedder = load_embedder(config, config.device)
+    passes = _Passes(config, load_embedder(config, config.device), meta, out, progress,
+                     _work(method, config, len(images), len(probes), len(specs)))
     source = image_source(method, protocol, config.device, config.weights_dir)
-    clean, _, _ = process_method(method, source, config, images, embedder, meta, out, progress)
+    clean = passes(method, source, images)
     position = {image: i for i, image in enumerate(images)}
     rows = _Rows(method, protocol, clean, np.array([position[p] for p in probes], int), probes, meta, out)
     rows.add(CLEAN_CONDITION, 0, clean, source)
@@ -155,20 +188,18 @@ def _robust_method(method: str, config: RobustnessConfig, protocol: Verification
         for name, severity in specs:
             with rows.failure(name, severity):
                 condition = make_condition(name, severity, landmarks)
-                results, _, _ = process_method(method, source, config, probes, embedder, meta, out, progress,
-                                               condition, oracle=config.oracle)
-                rows.add(name, severity, results, source)
+                rows.add(name, severity, passes(method, source, probes, condition), source)
     if is_oracle:
-        _oracle_rows(rows, config, specs, landmarks, embedder)
+        _oracle_rows(rows, passes, specs, landmarks)
     return {"rows": rows.table, "report": rows.report, "landmarks": landmarks if is_oracle else None}
 
 
-def _oracle_rows(method_rows: _Rows, config: RobustnessConfig, specs: Sequence[tuple[str, int]],
-                 landmarks: Mapping[str, np.ndarray], embedder) -> None:
+def _oracle_rows(method_rows: _Rows, passes: _Passes, specs: Sequence[tuple[str, int]],
+                 landmarks: Mapping[str, np.ndarray]) -> None:
     """The oracle's rows, clean and per condition, into ``method_rows``' lists: the probes aligned
     with the oracle method's clean landmarks; a probe whose face that method did not find counts
     as not found (it is aligned with the method's fallback centre crop, as the method was)."""
-    clean, protocol = method_rows.clean, method_rows.protocol
+    clean, protocol, config = method_rows.clean, method_rows.protocol, passes.config
     every = dict(zip(protocol.pairs.images, clean.landmarks))
     source = ImageSource(protocol.image_root, reference_cropper, f"oracle:{config.oracle}")
     oracle = replace(method_rows, method=ORACLE, table=[], report=[],
@@ -177,9 +208,7 @@ def _oracle_rows(method_rows: _Rows, config: RobustnessConfig, specs: Sequence[t
         with oracle.failure(name, severity):
             condition = OracleAlignment(CLEAN if severity == 0 else make_condition(name, severity, landmarks), every,
                                         config.oracle)
-            results, _, _ = process_method(ORACLE, source, config, method_rows.probes, embedder, method_rows.meta,
-                                           method_rows.out, condition=condition, oracle=config.oracle)
-            oracle.add(name, severity, results, source)
+            oracle.add(name, severity, passes(ORACLE, source, method_rows.probes, condition), source)
     method_rows.table.extend(oracle.table)
     method_rows.report.extend(oracle.report)
 
