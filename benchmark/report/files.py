@@ -120,6 +120,33 @@ def read_report_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """``frame`` as CSV at ``path``, atomically: six significant digits, NaN written empty."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g", na_rep="")
+    return path
+
+
+def typed_frame(frame: pd.DataFrame, text_columns, count_columns) -> pd.DataFrame:
+    """``frame`` with text columns as strings ("" where empty), counts as nullable integers and
+    every other column as floats: the same types whether built in memory or read back."""
+    for column in frame.columns:
+        if column in text_columns:
+            frame[column] = frame[column].fillna("").astype(str)
+        elif column in count_columns:
+            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+        else:
+            frame[column] = pd.to_numeric(frame[column]).astype(float)
+    return frame
+
+
+def read_frame(path: str | os.PathLike, text_columns, count_columns) -> pd.DataFrame:
+    """A CSV written by :func:`write_frame` back, typed by :func:`typed_frame`."""
+    frame = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False, na_values=[""])
+    return typed_frame(frame, text_columns, count_columns)
+
+
 @contextmanager
 def _atomic_write(path: Path, newline: str | None = None) -> Iterator[IO[str]]:
     """A text file that appears at ``path`` only once complete (see :func:`atomic_path`)."""

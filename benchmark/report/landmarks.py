@@ -15,11 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from face_alignment.atomic import atomic_path
-
 from ..protocol.landmarks import AUC_LIMIT, METRIC_COLUMNS, NORMALISER_TEXT, ced_area
-from .files import LANDMARK_COLUMNS
-from .plots import DPI, method_color
+from .files import LANDMARK_COLUMNS, read_frame, typed_frame, write_frame
+from .plots import method_color, save_figure
 
 SUMMARY_FILE = "landmarks.csv"
 IMAGES_FOLDER = "landmarks"
@@ -46,43 +44,23 @@ def _finite_or_nan(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _write_frame(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g", na_rep="")
-    return path
-
-
 def write_summary(rows: list[dict], path: str | os.PathLike) -> pd.DataFrame:
     """Write the summary rows (one per method; a missing column is empty) to ``path``; returns
     them as a DataFrame with :data:`SUMMARY_COLUMNS` in order."""
     frame = pd.DataFrame([{c: row.get(c) for c in SUMMARY_COLUMNS} for row in rows], columns=SUMMARY_COLUMNS)
-    frame = _finite_or_nan(_typed_summary(frame))
-    _write_frame(frame, path)
+    frame = _finite_or_nan(typed_frame(frame, SUMMARY_TEXT_COLUMNS, SUMMARY_COUNT_COLUMNS))
+    write_frame(frame, path)
     return frame
 
 
 def read_summary(path: str | os.PathLike) -> pd.DataFrame:
     """A summary CSV back, typed as :func:`write_summary` returns it."""
-    frame = pd.read_csv(path, dtype={c: str for c in SUMMARY_TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
-    return _typed_summary(frame)
-
-
-def _typed_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as strings ("" where empty), counts as nullable integers, the rest as floats."""
-    for column in frame.columns:
-        if column in SUMMARY_TEXT_COLUMNS:
-            frame[column] = frame[column].fillna("").astype(str)
-        elif column in SUMMARY_COUNT_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
-        else:
-            frame[column] = pd.to_numeric(frame[column]).astype(float)
-    return frame
+    return read_frame(path, SUMMARY_TEXT_COLUMNS, SUMMARY_COUNT_COLUMNS)
 
 
 def write_image_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write one method's per-image table (:data:`IMAGE_COLUMNS`; an infinite NME is written empty)."""
-    return _write_frame(_finite_or_nan(table.reindex(columns=IMAGE_COLUMNS).copy()), path)
+    return write_frame(_finite_or_nan(table.reindex(columns=IMAGE_COLUMNS).copy()), path)
 
 
 def read_image_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -142,7 +120,4 @@ def _curve(values: np.ndarray, x_max: float) -> tuple[np.ndarray, np.ndarray]:
 def save_ced(path: str | os.PathLike, nmes: Mapping[str, np.ndarray],
              offset_removed: Mapping[str, np.ndarray] | None = None) -> Path:
     """:func:`plot_ced` written as a PNG at ``path``."""
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        plot_ced(nmes, offset_removed).savefig(tmp, dpi=DPI)
-    return path
+    return save_figure(plot_ced(nmes, offset_removed), path)

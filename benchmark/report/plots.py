@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.transforms import Bbox
 
 from face_alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, load_image
+from face_alignment.atomic import atomic_path
 from face_alignment.errors import FaceBenchError, ImageError
 
 from ..protocol.base import REFERENCE, reference_crop
@@ -44,6 +45,14 @@ DPI = 110
 LABEL_OFFSETS = tuple((dx, dy) for dy in (3, -14, 13, -24, 23, -34, 33, -44) for dx in (6, -6))
 FAILURE_RED = "#b00020"
 STATUS_CAPTIONS = {"no_face_fallback": "no face: centre crop", "unreadable": "unreadable"}
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """``figure`` as a PNG at ``path``, written atomically (a chart is never half there)."""
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=DPI)
+    return path
 
 
 def method_color(method: str) -> str:
@@ -392,7 +401,7 @@ def save_charts(run: Run | str | os.PathLike, image_root: str | os.PathLike | No
     for name, draw in drawers.items():
         path = run.path / CHART_FILES[name]
         try:
-            draw().savefig(path, dpi=DPI)
+            save_figure(draw(), path)
         except FaceBenchError as exc:
             log.warning("%s chart not drawn: %s", name, exc)
             continue

@@ -26,10 +26,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from face_alignment import align_face, load_image
-from face_alignment.atomic import atomic_path
 
-from .files import LANDMARK_COLUMNS, load_run
-from .plots import DPI, method_color
+from .files import LANDMARK_COLUMNS, load_run, read_frame, typed_frame, write_frame
+from .plots import method_color, save_figure
 
 ORACLE = "oracle"
 CLEAN_CONDITION = "clean"
@@ -42,6 +41,7 @@ TABLE_COLUMNS = ["method", "condition", "severity", "kind", "row", "accuracy", "
                  "tar_far_1e-3", "success_rate", "landmark_shift_iod", "n_pairs", "n_probes", "detect_ms_median",
                  "wall_s", "error"]
 TEXT_COLUMNS = ("method", "condition", "kind", "row", "error")
+COUNT_COLUMNS = ("severity", "n_pairs", "n_probes")
 SUMMARY_COLUMNS = ["method", "clean_accuracy", "mean_accuracy", "mean_drop", "embedder_loss", "detector_loss",
                    "detector_share", "worst_condition", "worst_accuracy", "n_conditions"]
 #: the severity the heat map shows when the run has it
@@ -56,33 +56,15 @@ def row_name(method: str, condition: str = CLEAN_CONDITION, severity: int = 0) -
 
 def write_table(rows: Sequence[dict], path: str | os.PathLike) -> pd.DataFrame:
     """The robustness rows as :data:`TABLE_COLUMNS` (a missing value empty), written atomically."""
-    frame = _typed(pd.DataFrame([{c: row.get(c) for c in TABLE_COLUMNS} for row in rows], columns=TABLE_COLUMNS))
-    _write(frame, path)
+    frame = pd.DataFrame([{c: row.get(c) for c in TABLE_COLUMNS} for row in rows], columns=TABLE_COLUMNS)
+    frame = typed_frame(frame, TEXT_COLUMNS, COUNT_COLUMNS)
+    write_frame(frame, path)
     return frame
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """``robustness.csv`` back, typed as :func:`write_table` returns it."""
-    frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
-    return _typed(frame)
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in frame.columns:
-        if column in TEXT_COLUMNS:
-            frame[column] = frame[column].fillna("").astype(str)
-        elif column in ("severity", "n_pairs", "n_probes"):
-            frame[column] = pd.to_numeric(frame[column]).astype("Int64")
-        else:
-            frame[column] = pd.to_numeric(frame[column]).astype(float)
-    return frame
-
-
-def _write(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g", na_rep="")
-    return path
+    return read_frame(path, TEXT_COLUMNS, COUNT_COLUMNS)
 
 
 def _scored(table: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +103,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 def write_summary(table: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
     summary = summarize(table)
-    _write(summary, path)
+    write_frame(summary, path)
     return summary
 
 
@@ -251,14 +233,6 @@ def _gallery_crop(run, name: str, probe: str, conditioned) -> np.ndarray | None:
     if not np.isfinite(points).all():
         return None
     return align_face(conditioned.image, conditioned.to_conditioned(points).astype(np.float32))
-
-
-def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """``figure`` as a PNG at ``path``, written atomically."""
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=DPI)
-    return path
 
 
 def save_robustness_charts(out: str | os.PathLike, table: pd.DataFrame, conditions: Sequence, image_root,
