@@ -16,7 +16,7 @@ BENCH_ARGS ?=
 
 GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,0)
 
-.PHONY: setup bench-lfw bench-speed test lint clean
+.PHONY: setup bench-lfw bench-speed gpu-check test lint clean
 
 setup: $(VENV)/.installed$(if $(filter 1,$(GPU)),-gpu)
 
@@ -59,11 +59,18 @@ bench-lfw: setup
 		$(if $(ALIGNED_DIR),--aligned-dir $(ALIGNED_DIR)) --out $(OUT) $(BENCH_ARGS)
 
 # each stage's throughput and the embedder per backend/precision here, then a full LFW pass pipelined
-# vs sequential (SPEED_ARGS="--quick" for a check in seconds)
+# vs sequential, and with 1 and 2 detection replicas (SPEED_ARGS="--quick" for a check in seconds)
 SPEED_ARGS ?=
 bench-speed: setup
 	$(PY) -m benchmark speed --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \
 		$(if $(ALIGNED_DIR),--aligned-dir $(ALIGNED_DIR)) $(SPEED_ARGS)
+
+# the GPU workstation's check (benchmark/gpu_check.py): at most 8 minutes on 16 cores and one GPU, figures also in
+# results/gpu-check/gpu_check.{json,md}; GPU_CHECK_ARGS="--device cpu" is the reduced run (under 2 minutes, no GPU)
+GPU_CHECK_ARGS ?=
+gpu-check: setup
+	$(PY) -m benchmark.gpu_check --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \
+		$(if $(ALIGNED_DIR),--aligned-dir $(ALIGNED_DIR)) $(GPU_CHECK_ARGS)
 
 # pytest's exit 5 ("no tests collected") fails like any other non-zero exit
 test: setup

@@ -1,5 +1,14 @@
 """The PyTorch embedder (:class:`Embedder`): EdgeFace on its device, the reference the ONNX
-Runtime and OpenVINO embedders are checked against."""
+Runtime and OpenVINO embedders are checked against.
+
+On the CPU each batch goes through :meth:`Embedder._forward` as it always has. On CUDA,
+:meth:`Embedder.embed` keeps the GPU busy: each batch is copied into pinned (page-locked) host
+memory and uploaded with a non-blocking copy on a copy stream while the previous batch computes
+on a compute stream; the embeddings come back the same way, and the host waits once per call, not
+once per step (the pipeline embeds a batch per call from two threads, each call on streams of its
+own, so one batch's upload also overlaps the other's compute). Without ``batch_size`` the batch is
+:data:`CPU_BATCH` on the CPU and :data:`GPU_BATCH` on CUDA.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,25 +19,36 @@ import torch
 from face_alignment.runtime import device_name, module_device, resolve_device
 from face_alignment.weights import resolve_weights
 
-from .base import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
+from .base import CROP_SHAPE, DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
 from .edgeface import load_edgeface
+
+#: the default batch on the CPU (larger batches gain nothing there: ``facebench speed``)
+CPU_BATCH = 64
+#: the default batch on CUDA: EdgeFace-XS is small, and at 64 a batch is too short to fill a
+#: GPU; ``make gpu-check`` measures 64, 256 and 1024 (each fp32 batch of 256 takes about 40 MB)
+GPU_BATCH = 256
 
 
 class Embedder(BaseEmbedder):
     """Embeds aligned crops in batches with a PyTorch model (preprocessing on its device);
-    ``precision="fp16"`` runs the model in half precision (CUDA only)."""
+    ``precision="fp16"`` runs the model in half precision (CUDA only). ``batch_size`` None:
+    :data:`CPU_BATCH` or :data:`GPU_BATCH` by device."""
 
     backend = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: str = "auto", batch_size: int = 64,
+    def __init__(self, model: torch.nn.Module, device: str = "auto", batch_size: int | None = None,
                  name: str = "edgeface", weights_path: Path | None = None, precision: str = "fp32") -> None:
         device = resolve_device(device)
         check_embedder(self.backend, precision, device)
-        super().__init__(device, batch_size, name, weights_path, precision)
+        on_cuda = device.startswith("cuda")
+        super().__init__(device, batch_size or (GPU_BATCH if on_cuda else CPU_BATCH), name, weights_path, precision)
         self.model = model.to(self.device).eval()
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
+        self._on_cuda = on_cuda
         if precision == "fp16":
             self.model.half()
+        if on_cuda:  # the weights' upload ran on the default stream; _embed_cuda computes on streams of its own
+            torch.cuda.synchronize(self.device)
 
     @property
     def real_device(self) -> str:
@@ -37,7 +57,7 @@ class Embedder(BaseEmbedder):
 
     @classmethod
     def from_weights(cls, name: str = DEFAULT_EMBEDDER, path=None, weights_dir=None, device: str = "auto",
-                     batch_size: int = 64, quantized: bool = False, precision: str = "fp32") -> Embedder:
+                     batch_size: int | None = None, quantized: bool = False, precision: str = "fp32") -> Embedder:
         """An EdgeFace embedder from a manifest name (``edgeface_xs_q``, ``edgeface_xxs_q``) or
         an explicit checkpoint ``path``; ``quantized=True`` keeps qint8 (CPU, batch-dependent)."""
         weights = resolve_weights(name, path, weights_dir)
@@ -45,7 +65,38 @@ class Embedder(BaseEmbedder):
         model = load_edgeface(weights, quantized=quantized)
         return cls(model, device, batch_size, embedder_label(name, path, quantized), weights, precision)
 
+    def embed(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
+        """``(N, 112, 112, 3)`` uint8 RGB -> ``(N, 512)`` float32, unit L2 norm (on CUDA: uploads
+        overlapping compute, see the module docstring)."""
+        crops = np.asarray(crops)
+        if not self._on_cuda or len(crops) == 0 or crops.ndim != 4 or crops.shape[1:] != CROP_SHAPE:
+            return super().embed(crops, flip)  # the CPU path; the base's answer to no crops or a wrong shape
+        return self._embed_cuda(crops, flip)
+
     @torch.inference_mode()
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
         return self.model(x.to(self._dtype)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _embed_cuda(self, crops: np.ndarray, flip: bool) -> np.ndarray:
+        """Each batch: pinned copy, upload on ``copy`` while the batch before computes on
+        ``compute``; raw embeddings (plus the mirror's with ``flip``) normalised on the GPU and
+        copied back into pinned memory; one wait at the end."""
+        copy, compute = torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)
+        out = torch.empty((len(crops), 512), dtype=torch.float32, pin_memory=True)
+        for start in range(0, len(crops), self.batch_size):
+            host = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.batch_size])).pin_memory()
+            with torch.cuda.stream(copy):
+                uploaded = host.to(self.device, non_blocking=True)
+            compute.wait_stream(copy)
+            with torch.cuda.stream(compute):
+                uploaded.record_stream(compute)  # made on `copy`, used on `compute`: not reused before it is done
+                x = uploaded.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
+                emb = self.model(x.to(self._dtype)).float()
+                if flip:
+                    emb = emb + self.model(x.flip(3).to(self._dtype)).float()
+                emb = torch.nn.functional.normalize(emb, dim=1, eps=1e-12)
+                out[start:start + len(host)].copy_(emb, non_blocking=True)
+        compute.synchronize()
+        return out.numpy().copy()  # the pinned buffer goes back to torch's cache

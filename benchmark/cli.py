@@ -30,6 +30,11 @@ Without a command, facebench runs the benchmark with the options below (the same
 `facebench run`). `facebench COMMAND --help` describes each command."""
 
 
+def _workers(text: str) -> int | str:
+    """A positive count, or ``auto``."""
+    return text if text == "auto" else _positive(text)
+
+
 def _positive(text: str) -> int:
     """argparse type: an integer of at least 1."""
     try:
@@ -83,6 +88,15 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default: %(default)s)")
     p.add_argument("--detect-batch", type=_positive, default=8, help="images per detector call (default: %(default)s)")
     p.add_argument("--workers", type=_positive, default=2, help="image-decoding threads (default: %(default)s)")
+    p.add_argument("--detect-workers", type=_workers, default=1, metavar="N|auto",
+                   help="local engine: detection replicas, processes each holding its own detector, feeding the "
+                   "embedder (auto: one per core, less one for the embedder); the numbers are the same as with 1 "
+                   "(default: %(default)s)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine's pipeline; ray: a Ray Data pipeline on a Ray cluster (pip install "
+                   ".[ray]; see the README) (default: %(default)s)")
+    p.add_argument("--ray-address", help="--engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
+                   "default: start a local Ray")
     p.add_argument("--out", help="output folder (default: results/<dataset>, e.g. results/lfw)")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation: embedding of image + mirror")
     p.add_argument("--embedder-model", default=DEFAULT_EMBEDDER,
@@ -273,7 +287,8 @@ def _config(args, kind, **extra):
         embedder_model=args.embedder_model, embedder_backend=args.embedder, precision=args.precision,
         embedder_weights=args.embedder_weights, quantized=args.quantized, resume=args.resume,
         max_pairs=args.max_pairs, progress=not args.quiet, allow_unverified_weights=args.allow_unverified_weights,
-        isolate=args.isolate, **extra,
+        isolate=args.isolate, engine=args.engine, ray_address=args.ray_address, detect_workers=args.detect_workers,
+        **extra,
     )
 
 

@@ -17,7 +17,12 @@ Sections, in the order they run and print:
 3. embedder: each backend and precision at batch 64 on real aligned crops (``aligned-112``),
    with its ratio to PyTorch eager fp32, its LFW accuracy on the 6,000 pairs of the reference
    crops and its agreement with PyTorch fp32 (MSE, max cosine distance), and the onnxruntime
-   CPU settings tried.
+   CPU settings tried;
+4. detection replicas: the same full LFW pass (the embedder: the first of ``--embedder``) for each
+   detector of ``--replica-methods`` (default YuNet and MTCNN; ``--quick``: YuNet) with each
+   number of ``--detect-workers`` (default 1 and 2; :mod:`benchmark.run.replicas`), side by side:
+   wall time, CPU time of this process and its replicas, accuracy, and whether every image's
+   result equals the first count's. One round each (MTCNN's pass takes minutes on 2 cores).
 
 Throughputs are the median over ``--repeats`` rounds with the min..max beside it; in each round
 every compared path runs once, in turn, so that paths compared share the machine's load.
@@ -28,7 +33,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +57,15 @@ from .protocol.pairs import PairList, subset_pairs
 from .protocol.scores import pair_scores, summarize
 from .run.cache import UNREADABLE, MethodResults
 from .run.calibration import lfw_calibration
-from .run.cropping import detector_cropper
+from .run.cropping import CropperRecipe, detector_cropper
+from .run.engine import LocalEngine, MethodWork
 from .run.pipeline import process_images, safe_load
 from .run.sysinfo import PeakMemory
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
-SECTIONS = ("1", "2", "3")
+SECTIONS = ("1", "2", "3", "4")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Sizes:
     repeats: int
     every_path: bool  # every backend and precision (else the fp32 ones), and the onnxruntime settings
     score: bool  # LFW accuracy and parity of each embedder path on all reference crops
+    replica_rounds: int = 1  # section 4's passes of each detector and count
 
 
 FULL = Sizes(None, 3, 256, 32, 512, 5, True, True)
@@ -95,14 +102,30 @@ class SpeedOptions:
     cache_dir: str | None = None
     sections: tuple[str, ...] = SECTIONS
     quick: bool = False
+    replica_methods: tuple[str, ...] | None = None  # detectors of section 4 (None: yunet, mtcnn; --quick: yunet)
+    detect_workers: tuple[int, ...] = (1, 2)  # section 4's numbers of detection replicas
 
 
 @dataclass
-class _Data:
+class SpeedData:
+    """The LFW data the sections measure on."""
+
     pairs: PairList  # the full pairs list
     image_root: Path
     aligned_dir: Path
     weights_dir: str | None
+    pick_face: Callable  # the protocol's rule for the target face
+
+
+def load_data(lfw_dir: str | None, aligned_dir: str | None, weights_dir: str | None) -> SpeedData:
+    """LFW's pairs and images (``lfw_dir``, else the default place) and its reference crops
+    (``aligned_dir``, default ``<lfw>/aligned-112``)."""
+    lfw_dir = find_lfw_dir(lfw_dir)
+    protocol = lfw_protocol(lfw_dir)
+    aligned = Path(aligned_dir) if aligned_dir else lfw_dir / "aligned-112"
+    if not aligned.is_dir():
+        raise FaceBenchError(f"no reference crops at {aligned}: pass --aligned-dir")
+    return SpeedData(protocol.pairs, protocol.image_root, aligned, weights_dir, protocol.pick_face)
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,8 @@ class Rates:
 
     name: str
     per_round: tuple[float, ...]
-    device: str = ""
+    device: str = ""  # where it really ran
+    asked: str = ""  # the device it was asked to run on
 
     @property
     def median(self) -> float:
@@ -151,6 +175,22 @@ class EmbedderTiming:
     model_mb: float | None = None
 
 
+@dataclass(frozen=True)
+class ReplicaTiming:
+    """Section 4: one detector's full passes with ``detect_workers`` detection replicas."""
+
+    method: str
+    detect_workers: int
+    walls: tuple[float, ...]
+    cpus: tuple[float, ...]  # CPU seconds of this process and its replicas
+    accuracy: float
+    same_as_first: bool  # every image's status, landmarks and embedding equal to the first count's
+
+    @property
+    def wall(self) -> float:
+        return float(np.median(self.walls))
+
+
 @dataclass
 class SpeedReport:
     """Every section's measurements (those of the sections that ran)."""
@@ -162,6 +202,7 @@ class SpeedReport:
     detectors_not_run: dict[str, str]
     embedders: list[EmbedderTiming]
     embedders_not_run: dict[str, str]
+    replicas: list[ReplicaTiming] = field(default_factory=list)
 
 
 def run(options: SpeedOptions) -> SpeedReport:
@@ -170,14 +211,9 @@ def run(options: SpeedOptions) -> SpeedReport:
     _check_backends(options.backends)
     if options.repeats:
         sizes = replace(sizes, repeats=max(1, options.repeats))
-    lfw_dir = find_lfw_dir(options.lfw_dir)
-    protocol = lfw_protocol(lfw_dir)
-    aligned_dir = Path(options.aligned_dir) if options.aligned_dir else lfw_dir / "aligned-112"
-    if not aligned_dir.is_dir():
-        raise FaceBenchError(f"no reference crops at {aligned_dir}: pass --aligned-dir")
-    data = _Data(protocol.pairs, protocol.image_root, aligned_dir, options.weights_dir)
+    data = load_data(options.lfw_dir, options.aligned_dir, options.weights_dir)
     device = resolve_device(options.device)
-    report = SpeedReport(_machine(), device, [], [], {}, [], {})
+    report = SpeedReport(machine_name(), device, [], [], {}, [], {})
     print(f"facebench speed on {report.machine} ({device}){' --quick' if options.quick else ''}; throughput = "
           f"median (min..max) over {sizes.repeats} rounds, compared paths interleaved")
     if "1" in options.sections:
@@ -187,10 +223,14 @@ def run(options: SpeedOptions) -> SpeedReport:
         report.stages, report.detectors_not_run = stages(data, device, methods, sizes)
     if "3" in options.sections:
         report.embedders, report.embedders_not_run = embedders(data, device, options.cache_dir, sizes)
+    if "4" in options.sections:
+        methods = options.replica_methods or (("yunet",) if options.quick else ("yunet", "mtcnn"))
+        report.replicas = replica_passes(data, options, sizes, methods)
     return report
 
 
-def _machine() -> str:
+def machine_name() -> str:
+    """The CPU model and its count of CPUs."""
     import platform
 
     try:
@@ -201,7 +241,7 @@ def _machine() -> str:
     return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
-def _rates(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[float, ...]]:
+def interleaved_rates(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[float, ...]]:
     """Images per second of each path, ``repeats`` interleaved rounds after one warm-up call."""
     for work in paths.values():
         work()
@@ -216,8 +256,13 @@ def _rates(paths: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple
 
 # -- 1. end to end ---------------------------------------------------------------------------------
 
-def end_to_end(data: _Data, options: SpeedOptions, sizes: Sizes) -> list[PassTiming]:
-    pairs = subset_pairs(data.pairs, sizes.pairs // 20) if sizes.pairs else data.pairs
+def pass_pairs(data: SpeedData, pairs: int | None) -> PairList:
+    """The pairs of an end-to-end pass: all, or ``pairs`` spread over the folds and kinds."""
+    return subset_pairs(data.pairs, pairs // 20) if pairs else data.pairs
+
+
+def end_to_end(data: SpeedData, options: SpeedOptions, sizes: Sizes) -> list[PassTiming]:
+    pairs = pass_pairs(data, sizes.pairs)
     cropper = detector_cropper(create_detector("yunet", device=options.device, weights_dir=data.weights_dir))
     calibration = _calibration(data) if options.precision == "int8" else None
     cores = os.cpu_count() or 1
@@ -304,15 +349,16 @@ def sequential_pass(images: list[str], root: Path, cropper, embedder, results: M
     return results
 
 
-def _calibration(data: _Data):
+def _calibration(data: SpeedData):
     return lfw_calibration(data.image_root, data.pairs, data.weights_dir)
 
 
 # -- 2. stages ---------------------------------------------------------------------------------------
 
-def stages(data: _Data, device: str, methods: tuple[str, ...] | None,
-           sizes: Sizes) -> tuple[list[Rates], dict[str, str]]:
-    """Decode, align and each detector's images per second; and the detectors that could not run."""
+def stages(data: SpeedData, device: str, methods: tuple[str, ...] | None,
+           sizes: Sizes, title: str = "2. stages") -> tuple[list[Rates], dict[str, str]]:
+    """Decode, align and each detector's images per second (and the device each detector was
+    asked for and really ran on); and the detectors that could not run."""
     sample = [data.image_root / p for p in data.pairs.images[:sizes.stage_images]]
     images = [load_image(p) for p in sample]
     few = images[:sizes.detector_images]
@@ -330,10 +376,10 @@ def stages(data: _Data, device: str, methods: tuple[str, ...] | None,
             align_face(image, points)
         return len(found)
 
-    print(f"\n2. stages (images/s; decode and align on {len(sample)} LFW images, detectors on {len(few)} "
+    print(f"\n{title} (images/s; decode and align on {len(sample)} LFW images, detectors on {len(few)} "
           "in batches of 8)")
     measured = [Rates(name, rates, "cpu") for name, rates in
-                _rates({"decode (1 thread)": decode, "align": align}, sizes.repeats).items()]
+                interleaved_rates({"decode (1 thread)": decode, "align": align}, sizes.repeats).items()]
     for rates in measured:
         print(f"   {rates.name:28s} {rates}")
     not_run = {}
@@ -344,10 +390,10 @@ def stages(data: _Data, device: str, methods: tuple[str, ...] | None,
             not_run[name] = str(exc)
             print(f"   detect {name:21s} not run: {exc}")
             continue
-        rates = Rates(f"detect {name}", _rates({name: lambda d=detector: _detect_all(d, few)}, sizes.repeats)[name],
-                      detector.device)
+        per_round = interleaved_rates({name: lambda d=detector: _detect_all(d, few)}, sizes.repeats)[name]
+        rates = Rates(f"detect {name}", per_round, detector.real_device, device)
         measured.append(rates)
-        print(f"   {rates.name:28s} {rates}   on {rates.device}")
+        print(f"   {rates.name:28s} {rates}   asked {rates.asked}, ran on {rates.device}")
     return measured, not_run
 
 
@@ -369,7 +415,7 @@ class EmbedPath:
     scored: bool = True
 
 
-def embed_paths(data: _Data, device: str, cache_dir, every_path: bool = True) -> list[EmbedPath]:
+def embed_paths(data: SpeedData, device: str, cache_dir, every_path: bool = True) -> list[EmbedPath]:
     """PyTorch fp32 first (the baseline), then every other backend and precision that runs here."""
     def make(backend: str, precision: str) -> Callable[[], object]:
         calibration = _calibration(data) if precision == "int8" else None
@@ -397,7 +443,7 @@ def embed_paths(data: _Data, device: str, cache_dir, every_path: bool = True) ->
     return paths
 
 
-def _onnx(data: _Data, device: str, cache_dir, precision: str = "fp32", derive=None, settings=None) -> object:
+def _onnx(data: SpeedData, device: str, cache_dir, precision: str = "fp32", derive=None, settings=None) -> object:
     """An onnxruntime embedder on the ONNX export, or on ``derive(export)``, with ``settings``."""
     weights = resolve_weights(DEFAULT_EMBEDDER, None, data.weights_dir)
     model = onnx_model_path(weights, cache_dir)
@@ -405,7 +451,7 @@ def _onnx(data: _Data, device: str, cache_dir, precision: str = "fp32", derive=N
                         precision, settings=settings or OrtSettings())
 
 
-def embedders(data: _Data, device: str, cache_dir, sizes: Sizes) -> tuple[list[EmbedderTiming], dict[str, str]]:
+def embedders(data: SpeedData, device: str, cache_dir, sizes: Sizes) -> tuple[list[EmbedderTiming], dict[str, str]]:
     """Each embedder path's throughput (and quality where scored); and the paths that could not run."""
     crops = np.stack([load_image(data.aligned_dir / p) for p in data.pairs.images[:sizes.embed_crops]])
     built: dict[str, object] = {}
@@ -419,7 +465,7 @@ def embedders(data: _Data, device: str, cache_dir, sizes: Sizes) -> tuple[list[E
             continue
         if path.scored:
             scored.add(path.label)
-    rates = _rates({label: lambda e=e: len(e.embed(crops)) for label, e in built.items()}, sizes.repeats)
+    rates = interleaved_rates({label: lambda e=e: len(e.embed(crops)) for label, e in built.items()}, sizes.repeats)
     base = float(np.median(rates["torch fp32"]))
     print(f"\n3. embedder (batch {EMBED_BATCH}, {len(crops)} aligned LFW crops; x = throughput / torch fp32)")
     quality = _quality(data, {k: built[k] for k in built if k in scored}) if sizes.score else {}
@@ -446,7 +492,7 @@ def embedders(data: _Data, device: str, cache_dir, sizes: Sizes) -> tuple[list[E
     return timings, not_run
 
 
-def _quality(data: _Data, built: dict[str, object]) -> dict[str, tuple[float, float, float, float]]:
+def _quality(data: SpeedData, built: dict[str, object]) -> dict[str, tuple[float, float, float, float]]:
     """LFW accuracy of each embedder on all reference crops (6,000 pairs), its difference to
     torch fp32 in points, and its MSE and max cosine distance to torch fp32's embeddings."""
     crops = np.stack([load_image(data.aligned_dir / p) for p in data.pairs.images])
@@ -460,3 +506,77 @@ def _quality(data: _Data, built: dict[str, object]) -> dict[str, tuple[float, fl
         out[label] = (accuracy, 100.0 * (accuracy - ref_acc), float(np.mean((e - ref) ** 2)),
                       float(np.max(1.0 - np.sum(e * ref, axis=1))))
     return out
+
+
+# -- 4. detection replicas --------------------------------------------------------------------------
+
+@dataclass
+class EnginePass:
+    """One pass of the local engine: its results, wall time, the CPU time of this process and
+    its detection replicas, and the peak memory of this process (RSS, GPU)."""
+
+    results: MethodResults
+    wall: float
+    cpu: float
+    memory: PeakMemory
+
+
+def engine_pass(work: MethodWork, detect_workers: int | str, detect_batch: int = 8) -> EnginePass:
+    """``work`` through :class:`~.run.engine.LocalEngine` with ``detect_workers`` replicas, timed."""
+    results = MethodResults.empty(len(work.images))
+    engine = LocalEngine(detect_batch=detect_batch, progress=False, detect_workers=detect_workers)
+    with PeakMemory() as memory:
+        before, start = os.times(), time.perf_counter()
+        engine.run(work, results, lambda indices: None)
+        wall, after = time.perf_counter() - start, os.times()  # replicas are joined: their CPU is counted
+    cpu = sum(after[:4]) - sum(before[:4])  # user and system time of this process and its waited-for children
+    return EnginePass(results, wall, cpu, memory)
+
+
+def method_work(data: SpeedData, method: str, images: list[str], embedder, device: str = "cpu") -> MethodWork:
+    """``method`` (on ``device``) and ``embedder`` over LFW ``images``: the cropper built here and
+    its recipe, which the replicas build again."""
+    recipe = CropperRecipe(method, data.pick_face, device, data.weights_dir)
+    return MethodWork(method, images, data.image_root, recipe.build(), embedder, recipe=recipe)
+
+
+def same_results(a: MethodResults, b: MethodResults) -> bool:
+    """Every image's status and landmarks equal, and its embedding within float noise (1e-5)."""
+    return bool(np.array_equal(a.status, b.status) and np.array_equal(a.landmarks, b.landmarks, equal_nan=True)
+                and np.abs(a.embeddings - b.embeddings).max(initial=0.0) <= 1e-5)
+
+
+def replica_passes(data: SpeedData, options: SpeedOptions, sizes: Sizes,
+                   methods: tuple[str, ...]) -> list[ReplicaTiming]:
+    """Section 4: each method's full pass with each number of detection workers, interleaved."""
+    pairs = pass_pairs(data, sizes.pairs)
+    backend = options.backends[0]
+    embedder = create_embedder(backend, options.precision, DEFAULT_EMBEDDER, weights_dir=data.weights_dir,
+                               device=options.device, batch_size=EMBED_BATCH, cache_dir=options.cache_dir,
+                               calibration=_calibration(data) if options.precision == "int8" else None)
+    workers = options.detect_workers
+    print(f"\n4. detection replicas: {len(pairs)} pairs, {len(pairs.images)} images, {backend} embedder "
+          f"({options.precision}) on {embedder.real_device}, models loaded; detect workers "
+          f"{', '.join(map(str, workers))} (1: detection in this process; N: N processes, each with its own "
+          f"detector); {sizes.replica_rounds} round(s). CPU = this process and its replicas.")
+    timings = []
+    for method in methods:
+        work = method_work(data, method, pairs.images, embedder, options.device)
+        engine_pass(replace(work, images=work.images[:8]), 1)  # warm-up: the first call of each model is slow
+        runs: dict[int, list[EnginePass]] = {count: [] for count in workers}
+        for _ in range(sizes.replica_rounds):
+            for count in workers:
+                runs[count].append(engine_pass(work, count))
+        first = runs[workers[0]][0].results
+        for count, passes in runs.items():
+            timing = ReplicaTiming(method, count, tuple(p.wall for p in passes), tuple(p.cpu for p in passes),
+                                   summarize(passes[0].results.score(pairs))["accuracy"],
+                                   all(same_results(p.results, first) for p in passes))
+            timings.append(timing)
+            base = next(t for t in timings if t.method == method)
+            i = int(np.argsort(timing.walls)[len(timing.walls) // 2])
+            print(f"   {method:12s} {count:2d} worker{'s' if count > 1 else ' '}  wall {timing.wall:6.1f} s "
+                  f"(x{timing.wall / base.wall:4.2f} of {base.detect_workers}'s)   CPU {timing.cpus[i]:6.1f} s "
+                  f"({timing.cpus[i] / timing.walls[i]:4.2f} cores)   accuracy {timing.accuracy:.4f}   "
+                  f"{'results identical' if timing.same_as_first else 'RESULTS DIFFER'} to {workers[0]} worker(s)")
+    return timings

@@ -95,3 +95,39 @@ def test_reference_crops_reproduce_published_accuracy(tmp_path, flip, expected):
 
 def test_sample_reference_crops_exist():
     assert all((ALIGNED_DIR / p).is_file() for p in SAMPLE_IMAGES)
+
+
+def test_cpu_path_is_the_plain_forward_and_keeps_batch_64(embedder, crops64):
+    """On the CPU nothing of the CUDA path runs: the default batch is 64 and each embedding is the
+    model's output on the preprocessed crop, L2-normalised, exactly; with flip, plus the mirror's."""
+    from backbones.base import preprocess
+    from backbones.torch_embedder import CPU_BATCH
+
+    assert embedder.batch_size == CPU_BATCH == 64
+    assert Embedder(embedder.model, "cpu", batch_size=16).batch_size == 16  # a batch that was asked for is kept
+    with torch.inference_mode():
+        raw = embedder.model(torch.from_numpy(preprocess(crops64))).numpy()
+        mirrored = embedder.model(torch.from_numpy(preprocess(crops64[:, :, ::-1].copy()))).numpy()
+    for flip, expected in ((False, raw), (True, raw + mirrored)):
+        expected = expected / np.linalg.norm(expected, axis=1, keepdims=True)
+        np.testing.assert_allclose(embedder.embed(crops64, flip=flip), expected, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("flip", [False, True])
+def test_cuda_path_matches_the_cpu(embedder, crops64, flip):
+    """Pinned uploads on a copy stream, compute on another, one wait: the CPU's embeddings (TF32
+    off), with the GPU's default batch and with batches that split the crops unevenly."""
+    from backbones.torch_embedder import GPU_BATCH
+    from face_alignment.runtime import set_tf32
+
+    set_tf32(False)
+    expected = embedder.embed(crops64, flip=flip)
+    gpu = Embedder.from_weights(weights_dir=WEIGHTS_DIR, device="cuda")
+    assert gpu.batch_size == GPU_BATCH and gpu.real_device == "cuda:0"
+    for batch in (GPU_BATCH, 24):
+        gpu.batch_size = batch
+        out = gpu.embed(crops64, flip=flip)
+        assert out.shape == (64, 512) and out.dtype == np.float32
+        assert np.max(1.0 - np.sum(out * expected, axis=1)) < 1e-5
+    assert gpu.embed(crops64[:0]).shape == (0, 512)

@@ -23,16 +23,22 @@ def test_quick_speed_run_measures_every_section(tmp_path_factory, capsys):
         assert timing.peak_rss_mb > 100 and timing.device == "cpu"
         assert 0.8 < timing.accuracies[0] <= 1.0
     assert len({p.accuracies[0] for p in report.passes}) == 1
-    # 2. decode, align and YuNet (the --quick detector), two rounds each
+    # 2. decode, align and YuNet (the --quick detector), two rounds each, and where YuNet ran
     assert [r.name for r in report.stages] == ["decode (1 thread)", "align", "detect yunet"]
     assert all(len(r.per_round) == 2 and min(r.per_round) > 0 for r in report.stages)
+    assert (report.stages[2].asked, report.stages[2].device) == ("cpu", "cpu")
     # 3. the fp32 embedder of each backend, against torch fp32 (ratio 1 for itself)
     assert [e.rates.name for e in report.embedders] == ["torch fp32", "onnx fp32", "openvino fp32"]
     assert report.embedders[0].ratio == 1.0 and all(e.ratio > 0 for e in report.embedders)
     assert report.embedders[1].model_mb == pytest.approx(8.73, abs=0.05)  # the EdgeFace-XS export
     assert not report.embedders_not_run and not report.detectors_not_run
+    # 4. YuNet (the --quick detector) with 1 and 2 detection workers: every image's result the same,
+    # and so section 1's accuracy
+    assert [(r.method, r.detect_workers) for r in report.replicas] == [("yunet", 1), ("yunet", 2)]
+    assert all(r.same_as_first and r.wall > 0 and r.cpus[0] > 0 for r in report.replicas)
+    assert {r.accuracy for r in report.replicas} == {report.passes[0].accuracies[0]}
     out = capsys.readouterr().out
-    assert all(f"\n{n}. " in out for n in (1, 2, 3))  # and each section was printed
+    assert all(f"\n{n}. " in out for n in (1, 2, 3, 4))  # and each section was printed
 
 
 def test_speed_command_passes_its_options(capsys):
@@ -55,3 +61,14 @@ def test_speed_help_describes_the_sections(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--quick" in out and "pipelined runner" in out and "sequential loop" in out
+
+
+def test_replica_section_runs_the_methods_and_workers_asked(capsys):
+    report = run(SpeedOptions(lfw_dir=str(LFW_DIR), weights_dir=str(WEIGHTS_DIR), device="cpu", backends=("onnx",),
+                              sections=("4",), quick=True, replica_methods=("mediapipe_simple",),
+                              detect_workers=(2, 1)))
+    assert [(r.method, r.detect_workers) for r in report.replicas] == [("mediapipe_simple", 2),
+                                                                      ("mediapipe_simple", 1)]
+    assert all(r.same_as_first for r in report.replicas) and not report.passes and not report.stages
+    out = capsys.readouterr().out
+    assert "\n4. detection replicas" in out and "onnx embedder" in out and "results identical to 2 worker(s)" in out

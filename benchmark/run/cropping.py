@@ -82,8 +82,27 @@ def reference_cropper(images: Sequence[np.ndarray]) -> list[Outcome]:
 
 
 @dataclass(frozen=True)
+class CropperRecipe:
+    """How to build a method's cropper again in another process (a detection replica, a Ray
+    actor): picklable, and building it there gives the same crops as here. ``method`` None is
+    the :func:`reference_cropper`."""
+
+    method: str | None = None
+    pick_face: FacePicker = pick_target_face  # a module-level function, so that it pickles
+    device: str = "cpu"
+    weights_dir: str | Path | None = None
+
+    def build(self) -> Cropper:
+        if self.method is None:
+            return reference_cropper
+        detector = create_detector(self.method, device=self.device, weights_dir=self.weights_dir)
+        return detector_cropper(detector, self.pick_face)
+
+
+@dataclass(frozen=True)
 class ImageSource:
-    """Where a method's images are and what turns them into crops."""
+    """Where a method's images are and what turns them into crops (``cropper`` here, ``recipe``
+    to build the same in another process)."""
 
     root: Path
     cropper: Cropper
@@ -91,6 +110,7 @@ class ImageSource:
     model: str = ""
     weights_sha256: str = ""
     device: str = ""  # where the detector really runs (FaceDetector.real_device); none for reference crops
+    recipe: CropperRecipe = CropperRecipe()
 
 
 def image_source(method: str, protocol: VerificationProtocol, device: str, weights_dir=None) -> ImageSource:
@@ -99,8 +119,9 @@ def image_source(method: str, protocol: VerificationProtocol, device: str, weigh
         return ImageSource(protocol.reference_dir, reference_cropper, REFERENCE)
     detector = create_detector(method, device=device, weights_dir=weights_dir)
     producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
+    recipe = CropperRecipe(method, protocol.pick_face, device, weights_dir)
     return ImageSource(protocol.image_root, detector_cropper(detector, protocol.pick_face), producer,
-                       detector.model_label, weights_sha256(detector.weight_paths), detector.real_device)
+                       detector.model_label, weights_sha256(detector.weight_paths), detector.real_device, recipe)
 
 
 def weights_sha256(paths: Sequence[Path]) -> str:

@@ -6,8 +6,8 @@ pending, calling ``checkpoint(indices)`` after each whole chunk it has committed
 of the chunk's images (the runner writes that chunk's cache shard and reports progress there; a
 shard needs only the cache folder and the chunk, :class:`benchmark.run.cache.Shard`, so an engine
 may as well write it in another process). Whatever the engine, an image's result must not depend
-on how the work was split. :class:`LocalEngine`, the pipelined runner of this process, is the
-only one today.
+on how the work was split. :class:`LocalEngine` is the pipelined runner of this machine (with
+detection replicas: :mod:`benchmark.run.replicas`).
 """
 from __future__ import annotations
 
@@ -21,15 +21,17 @@ import numpy as np
 from backbones import BaseEmbedder
 
 from ..protocol.conditions import CLEAN, ImageCondition
-from .cache import MethodResults
-from .cropping import Cropper
+from .cache import PENDING, MethodResults
+from .cropping import Cropper, CropperRecipe
 from .pipeline import process_images
+from .replicas import DetectionReplicas, resolve_detect_workers
 
 
 @dataclass(frozen=True)
 class MethodWork:
     """One method's work: ``images`` (paths relative to ``root``) under ``condition``, cropped by
-    ``cropper`` and embedded by ``embedder`` (with ``flip`` test-time augmentation)."""
+    ``cropper`` (built again from ``recipe`` in another process) and embedded by ``embedder``
+    (with ``flip`` test-time augmentation)."""
 
     name: str
     images: Sequence[str]
@@ -38,6 +40,7 @@ class MethodWork:
     embedder: BaseEmbedder
     flip: bool = False
     condition: ImageCondition = CLEAN
+    recipe: CropperRecipe = CropperRecipe()
 
 
 class Engine(ABC):
@@ -52,14 +55,25 @@ class Engine(ABC):
 
 @dataclass(frozen=True)
 class LocalEngine(Engine):
-    """Decode, detect + align and embed overlapping in this process (:mod:`benchmark.run.pipeline`)."""
+    """Decode, detect + align and embed overlapping on this machine (:mod:`benchmark.run.pipeline`):
+    with ``detect_workers`` 1, all in this process; with more (or ``auto``: one per core less
+    one), in that many detection replicas (:mod:`benchmark.run.replicas`) feeding the embedder
+    here, with the same results."""
 
     workers: int = 2
     detect_batch: int = 8
     progress: bool = True
+    detect_workers: int | str = 1
 
     def run(self, work: MethodWork, results: MethodResults,
             checkpoint: Callable[[np.ndarray], None]) -> MethodResults:
-        return process_images(work.images, work.root, work.cropper, work.embedder, results, work.flip, self.workers,
-                              self.detect_batch, save=checkpoint, desc=work.name, progress=self.progress,
-                              condition=work.condition)
+        options = dict(flip=work.flip, workers=self.workers, detect_batch=self.detect_batch, save=checkpoint,
+                       desc=work.name, progress=self.progress, condition=work.condition)
+        pending = int(np.count_nonzero(results.status == PENDING))
+        replicas = min(resolve_detect_workers(self.detect_workers), -(-pending // max(1, self.detect_batch)))
+        if replicas <= 1:  # no process to start for one worker, or for what one slice holds
+            return process_images(work.images, work.root, work.cropper, work.embedder, results, **options)
+        with DetectionReplicas(replicas, work.recipe, work.images, work.root, work.condition,
+                               self.detect_batch) as detection:
+            return process_images(work.images, work.root, work.cropper, work.embedder, results,
+                                  crop_stage=detection.stage, **options)

@@ -3,7 +3,9 @@
 - decode: a pool of ``workers`` threads reads the images in order, at most ``prefetch`` ahead,
   and applies the image condition (:mod:`benchmark.protocol.conditions`; the clean image by default);
 - crop: one thread runs the cropper (detect a batch of ``detect_batch`` images, pick each
-  image's target face, align it) and hands the crops on through a bounded queue;
+  image's target face, align it) and hands the crops on through a bounded queue
+  (:class:`DecodeCropStage`; with detection replicas, :mod:`benchmark.run.replicas`, processes
+  that each hold their own detector decode and crop, and this thread gathers their crops in order);
 - embed: the calling thread embeds the crops in batches of the embedder's batch size as they
   arrive, and commits the results one whole chunk (``chunk`` images, in order) at a time, then
   calls ``save`` with the chunk's image indices (the runner writes them as one cache shard).
@@ -58,14 +60,16 @@ def safe_load(path: Path) -> tuple[np.ndarray | None, str]:
         return None, str(exc)
 
 
-def _decode(path: Path, key: str, condition: ImageCondition) -> tuple[Conditioned | None, str]:
+def decode(path: Path, key: str, condition: ImageCondition = CLEAN) -> tuple[Conditioned | None, str]:
+    """The image at ``path`` under ``condition`` (``key`` seeds it), or None and why it is unreadable."""
     image, error = safe_load(path)
     return (None, error) if image is None else (condition.apply(image, key), "")
 
 
 @dataclass
-class _Cropped:
-    """One image out of the crop stage: its outcome (None when unreadable) and timing."""
+class Cropped:
+    """One image out of the crop stage: its outcome (None when unreadable, ``error`` says why) and
+    its share of the detection time."""
 
     index: int
     outcome: Outcome | None
@@ -74,24 +78,30 @@ class _Cropped:
 
 
 class _Stop(Exception):
-    """Raised inside the crop thread when the calling thread has given up."""
+    """Raised inside a crop stage when the calling thread has given up."""
 
 
-class _CropStage(threading.Thread):
-    """Decodes (through ``pool``) and crops the ``chunks`` of image indices, in order, into ``out``."""
+class CropStage(threading.Thread):
+    """The crop stage's thread: :meth:`produce` crops the ``chunks`` of image indices, in order,
+    and hands each image's :class:`Cropped` on through :meth:`put` (a few at a time, a chunk's
+    images in order); the stage then puts ``_DONE``, or the exception that stopped it, for the
+    calling thread to raise. Setting ``stop`` ends it at its next :meth:`put` or :meth:`check_stop`.
 
-    def __init__(self, chunks: list[np.ndarray], images: Sequence[str], root: Path, condition: ImageCondition,
-                 cropper: Cropper, pool: ThreadPoolExecutor, detect_batch: int, prefetch: int,
-                 out: queue.Queue) -> None:
+    :class:`DecodeCropStage` does the work in this process; a detection replicas' stage
+    (:mod:`benchmark.run.replicas`) in other processes.
+    """
+
+    def __init__(self, chunks: list[np.ndarray], out: queue.Queue) -> None:
         super().__init__(name="facebench-crop", daemon=True)
-        self.chunks, self.images, self.root, self.condition = chunks, images, root, condition
-        self.cropper, self.pool = cropper, pool
-        self.detect_batch, self.prefetch, self.out = max(1, detect_batch), max(1, prefetch), out
+        self.chunks, self.out = chunks, out
         self.stop = threading.Event()
+
+    def produce(self) -> None:
+        raise NotImplementedError
 
     def run(self) -> None:
         try:
-            self._crop_all()
+            self.produce()
             last = _DONE
         except _Stop:
             return
@@ -102,6 +112,15 @@ class _CropStage(threading.Thread):
         except _Stop:
             return
 
+    def put(self, cropped: list[Cropped]) -> None:
+        """Hand ``cropped`` on, waiting while the queue is full (memory stays bounded)."""
+        self._put(cropped)
+
+    def check_stop(self) -> None:
+        """End the stage here if the calling thread has given up."""
+        if self.stop.is_set():
+            raise _Stop
+
     def _put(self, item) -> None:
         while not self.stop.is_set():
             try:
@@ -111,12 +130,33 @@ class _CropStage(threading.Thread):
                 continue
         raise _Stop
 
-    def _decoded(self):
+
+#: builds the crop stage of :func:`process_images` from the chunks of image indices and the queue it fills
+StageFactory = Callable[[list[np.ndarray], queue.Queue], CropStage]
+
+
+class DecodeCropStage(CropStage):
+    """Decodes (``workers`` threads, ``prefetch`` images ahead) and crops in this process."""
+
+    def __init__(self, chunks: list[np.ndarray], out: queue.Queue, images: Sequence[str], root: Path,
+                 condition: ImageCondition, cropper: Cropper, workers: int, detect_batch: int, prefetch: int) -> None:
+        super().__init__(chunks, out)
+        self.images, self.root, self.condition, self.cropper = images, root, condition, cropper
+        self.workers, self.detect_batch, self.prefetch = max(1, workers), max(1, detect_batch), max(1, prefetch)
+
+    def produce(self) -> None:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="facebench-decode")
+        try:
+            self._crop_all(self._decoded(pool))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _decoded(self, pool: ThreadPoolExecutor):
         """(index, image, error) for every index of every chunk, decoding ``prefetch`` ahead."""
         order = (int(i) for chunk in self.chunks for i in chunk)
         window: deque = deque()
         for i in order:
-            window.append((i, self.pool.submit(_decode, self.root / self.images[i], self.images[i], self.condition)))
+            window.append((i, pool.submit(decode, self.root / self.images[i], self.images[i], self.condition)))
             if len(window) >= self.prefetch:
                 index, future = window.popleft()
                 yield (index, *future.result())
@@ -124,30 +164,49 @@ class _CropStage(threading.Thread):
             index, future = window.popleft()
             yield (index, *future.result())
 
-    def _crop_all(self) -> None:
-        decoded = self._decoded()
+    def _crop_all(self, decoded) -> None:
         for chunk in self.chunks:
             batch: list[tuple[int, Conditioned]] = []
             for position in range(len(chunk)):
                 index, image, error = next(decoded)
                 if image is None:
-                    self._put([_Cropped(index, None, error)])
+                    self.put([Cropped(index, None, error)])
                 else:
                     batch.append((index, image))
                 if batch and (len(batch) == self.detect_batch or position == len(chunk) - 1):
-                    self._put(self._crop(batch))
+                    self.check_stop()
+                    self.put(crop_conditioned(batch, self.cropper))
                     batch = []
 
-    def _crop(self, batch: list[tuple[int, Conditioned]]) -> list[_Cropped]:
-        """Crop a batch; landmarks go back to the original image's pixels."""
-        if self.stop.is_set():
-            raise _Stop
-        t0 = time.perf_counter()
-        outcomes = self.cropper([conditioned.image for _, conditioned in batch])
-        per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(batch)
-        return [_Cropped(index, replace(outcome, landmarks=conditioned.to_original(outcome.landmarks)
-                                        .astype(np.float32)), detect_ms=per_image_ms)
-                for (index, conditioned), outcome in zip(batch, outcomes)]
+
+def crop_conditioned(batch: list[tuple[int, Conditioned]], cropper: Cropper) -> list[Cropped]:
+    """Crop a batch of (index, conditioned image); landmarks go back to the original image's pixels."""
+    t0 = time.perf_counter()
+    outcomes = cropper([conditioned.image for _, conditioned in batch])
+    per_image_ms = (time.perf_counter() - t0) * 1000.0 / len(batch)
+    return [Cropped(index, replace(outcome, landmarks=conditioned.to_original(outcome.landmarks).astype(np.float32)),
+                    detect_ms=per_image_ms)
+            for (index, conditioned), outcome in zip(batch, outcomes)]
+
+
+def decode_and_crop(indices: Sequence[int], images: Sequence[str], root: Path, condition: ImageCondition,
+                    cropper: Cropper, detect_batch: int = 8) -> list[Cropped]:
+    """The crop stage's work on a few images in one call, in order (for a process of its own: a
+    detection replica, a Ray actor): each image decoded and put under ``condition``, then cropped
+    ``detect_batch`` at a time; the same results as the pipeline's."""
+    out: list[Cropped] = []
+    batch: list[tuple[int, Conditioned]] = []
+    for position, index in enumerate(indices):
+        image, error = decode(Path(root) / images[index], images[index], condition)
+        if image is None:
+            out.append(Cropped(int(index), None, error))
+        else:
+            batch.append((int(index), image))
+        if batch and (len(batch) == detect_batch or position == len(indices) - 1):
+            out.extend(crop_conditioned(batch, cropper))
+            batch = []
+    position_of = {int(index): position for position, index in enumerate(indices)}
+    return sorted(out, key=lambda cropped: position_of[cropped.index])
 
 
 @contextlib.contextmanager
@@ -169,7 +228,7 @@ def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder
                    flip: bool = False, workers: int = 2, detect_batch: int = 8, chunk: int = 256,
                    save: Callable[[np.ndarray], None] | None = None, desc: str = "", progress: bool = True,
                    prefetch: int | None = None, embed_workers: int = 2,
-                   condition: ImageCondition = CLEAN) -> MethodResults:
+                   condition: ImageCondition = CLEAN, crop_stage: StageFactory | None = None) -> MethodResults:
     """Fill ``results`` for every image still pending; ``save(indices)`` is called after each
     chunk with the indices of the images it committed.
 
@@ -178,7 +237,8 @@ def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder
     ``batch_size``. ``prefetch`` (default: two detection batches, at least ``2 * workers``)
     bounds the decoded images held ahead of the detector. ``embed_workers`` threads embed a
     chunk's batches at once: with the intra-op pools at half the cores, the embedder then takes
-    up the time the single crop thread leaves on the cores.
+    up the time the single crop thread leaves on the cores. ``crop_stage`` builds the stage that
+    decodes and crops (default: :class:`DecodeCropStage`, in this process, with ``cropper``).
     """
     todo = np.flatnonzero(results.status == PENDING)
     chunks = [todo[s:s + chunk] for s in range(0, len(todo), chunk)]
@@ -186,16 +246,19 @@ def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder
                leave=False)
     handoff: queue.Queue = queue.Queue(maxsize=max(4, 2 * chunk // max(1, detect_batch)))
     embed_batch = max(1, getattr(embedder, "batch_size", 64))
+    if crop_stage is None:
+        def crop_stage(chunks: list[np.ndarray], out: queue.Queue) -> CropStage:
+            return DecodeCropStage(chunks, out, images, Path(root), condition, cropper, workers, detect_batch,
+                                   prefetch or max(2 * detect_batch, 2 * workers))
     started = time.perf_counter()
-    with (stage_threads(), ThreadPoolExecutor(max(1, workers), thread_name_prefix="facebench-decode") as pool,
+    with (stage_threads(),
           ThreadPoolExecutor(max(1, embed_workers), thread_name_prefix="facebench-embed") as embed_pool):
-        stage = _CropStage(chunks, images, Path(root), condition, cropper, pool, detect_batch,
-                           prefetch or max(2 * detect_batch, 2 * workers), handoff)
+        stage = crop_stage(chunks, handoff)
         stage.start()
         try:
             for indices in chunks:
                 cropped = _receive(handoff, len(indices), stage)
-                _commit(results, cropped, _embed(embedder, cropped, flip, embed_batch, results, embed_pool))
+                commit(results, cropped, _embed(embedder, cropped, flip, embed_batch, results, embed_pool))
                 results.wall_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 if save is not None:
@@ -203,15 +266,14 @@ def process_images(images: Sequence[str], root: Path, cropper: Cropper, embedder
                 bar.update(len(indices))
         finally:
             stage.stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
             stage.join()
             bar.close()
     return results
 
 
-def _receive(handoff: queue.Queue, count: int, stage: _CropStage) -> list[_Cropped]:
+def _receive(handoff: queue.Queue, count: int, stage: CropStage) -> list[Cropped]:
     """The next ``count`` images from the crop stage (an error there is raised here)."""
-    items: list[_Cropped] = []
+    items: list[Cropped] = []
     while len(items) < count:
         try:
             item = handoff.get(timeout=_POLL_S)
@@ -225,7 +287,7 @@ def _receive(handoff: queue.Queue, count: int, stage: _CropStage) -> list[_Cropp
     return items
 
 
-def _embed(embedder, cropped: list[_Cropped], flip: bool, batch: int, results: MethodResults,
+def _embed(embedder, cropped: list[Cropped], flip: bool, batch: int, results: MethodResults,
            pool: ThreadPoolExecutor) -> np.ndarray:
     """Embeddings of the chunk's readable images, in batches of ``batch`` run by ``pool``."""
     crops = [c.outcome.crop for c in cropped if c.outcome is not None]
@@ -236,7 +298,7 @@ def _embed(embedder, cropped: list[_Cropped], flip: bool, batch: int, results: M
     return np.concatenate(out) if out else np.zeros((0, results.embeddings.shape[1]), np.float32)
 
 
-def _commit(results: MethodResults, cropped: list[_Cropped], embeddings: np.ndarray) -> None:
+def commit(results: MethodResults, cropped: list[Cropped], embeddings: np.ndarray) -> None:
     """Write one whole chunk into ``results``."""
     readable = (c for c in cropped if c.outcome is not None)
     for item, embedding in zip(readable, embeddings):

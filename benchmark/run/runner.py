@@ -43,12 +43,15 @@ from ..report.files import (
 from ..report.summary import write_run_outputs
 from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, ShardCache, cache_key
 from .cropping import DETECTOR_ERROR, ImageSource, image_source
-from .engine import LocalEngine, MethodWork
+from .engine import Engine, LocalEngine, MethodWork
 from .failures import method_failure
 from .isolation import ChildOutcome, Progress, run_in_child
 from .sysinfo import PeakMemory, git_commit, library_versions
 
 log = logging.getLogger(__name__)
+
+#: the values of ``--engine``: this machine's pipeline, or a Ray cluster's (benchmark.run.ray_engine)
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -78,6 +81,9 @@ class RunConfig:
     progress: bool = True
     allow_unverified_weights: bool = False
     isolate: bool = True  # each method in its own process (benchmark.run.isolation)
+    engine: str = "local"  # local | ray (benchmark.run.engine)
+    ray_address: str | None = None  # the Ray cluster to join; None: a local Ray is started
+    detect_workers: int | str = 1  # detection replica processes of the local engine, or "auto"
 
 
 def load_protocol(config: RunConfig) -> VerificationProtocol:
@@ -132,6 +138,7 @@ def prepare_run(config: RunConfig, out: str | Path | None = None) -> PreparedRun
     check_embedder(config.embedder_backend, config.precision, "cpu" if config.quantized else config.device,
                    config.quantized)
     device = check_device(config.device)
+    check_engine(config.engine)
     protocol = load_protocol(config)
     out = output_folder(out or config.out or default_out(config.dataset))
     with unverified_weights(config.allow_unverified_weights) as unverified:
@@ -270,7 +277,7 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     produced its contents, ``key_parts`` too) and whether any image was processed (not all read
     from the cache)."""
     n = len(images)
-    work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition)
+    work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
     key = cache_key(method=method, detector=source.producer, weights=source.weights_sha256,
                     embedder=meta["embedder_sha256"], quantized=config.quantized, flip=config.flip,
                     backend=config.embedder_backend, precision=config.precision,
@@ -290,8 +297,26 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
         progress(results.done, n)
 
     processed = results.done < n
-    engine = LocalEngine(config.workers, config.detect_batch, config.progress)
-    return engine.run(work, results, checkpoint), cache, processed
+    return engine_for(config).run(work, results, checkpoint), cache, processed
+
+
+def check_engine(engine: str) -> None:
+    """Refuse an unknown engine, or Ray where it is not installed, before any work."""
+    if engine not in ENGINES:
+        raise FaceBenchError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine == "ray":
+        from .ray_engine import check_ray
+
+        check_ray()
+
+
+def engine_for(config: RunConfig) -> Engine:
+    """The engine ``config.engine`` names, set up from ``config``."""
+    if config.engine == "ray":
+        from .ray_engine import RayEngine
+
+        return RayEngine(config, load_embedder)
+    return LocalEngine(config.workers, config.detect_batch, config.progress, config.detect_workers)
 
 
 def _condition_key(condition: ImageCondition) -> dict:
