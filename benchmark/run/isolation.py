@@ -68,7 +68,7 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(sender, target, args, logging.getLogger().getEffectiveLevel()),
                             name=f"facebench-{name}")
-    _start_without_callers_main(child)
+    start_without_callers_main(child)
     sender.close()  # the child holds the only writing end: the pipe ends when it does
     outcome, progress = ChildOutcome(), None
     try:
@@ -84,7 +84,7 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
                 outcome.result = payload
         child.join()
     except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM through the CLI): stop the child first
-        _stop(child)
+        stop_process(child)
         raise
     finally:
         receiver.close()
@@ -93,7 +93,7 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
     return outcome
 
 
-def _start_without_callers_main(child) -> None:
+def start_without_callers_main(child) -> None:
     """Start ``child`` without re-running the caller's script in it. ``spawn`` re-imports the
     parent's ``__main__`` in the child (so that functions defined there can be unpickled); a script
     that calls the benchmark without an ``if __name__ == "__main__":`` guard would then run again
@@ -120,11 +120,12 @@ def _messages(receiver: multiprocessing.connection.Connection, child):
             return
 
 
-def _stop(child) -> None:
-    """Ask the child to stop (SIGTERM: it saves nothing half-written), then insist."""
+def stop_process(child, grace_seconds: float = GRACE_SECONDS) -> None:
+    """Ask a child process to stop (SIGTERM: it saves nothing half-written), then insist after
+    ``grace_seconds``."""
     if child.is_alive():
         child.terminate()
-        child.join(GRACE_SECONDS)
+        child.join(grace_seconds)
     if child.is_alive():
         child.kill()
         child.join()

@@ -48,7 +48,7 @@ from face_alignment.errors import FaceBenchError
 
 from ..protocol.conditions import CLEAN, ImageCondition
 from .cropping import CropperRecipe
-from .isolation import _start_without_callers_main
+from .isolation import start_without_callers_main, stop_process
 from .pipeline import Cropped, CropStage, decode_and_crop
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class DetectionReplicas:
                 process = context.Process(
                     target=_replica_main, name=f"facebench-detect-{number + 1}", daemon=True,
                     args=(there, self.recipe, self.images, self.root, self.condition, self.detect_batch, self.threads))
-                _start_without_callers_main(process)
+                start_without_callers_main(process)
                 there.close()  # the replica holds the only other end: the pipe ends when it does
                 self._processes.append(process)
                 self._conns.append(here)
@@ -201,12 +201,7 @@ class DetectionReplicas:
         for process in self._processes:
             process.join(max(0.0, deadline - time.monotonic()))
         for process in self._processes:
-            if process.is_alive():
-                process.terminate()
-                process.join(GRACE_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join()
+            stop_process(process, GRACE_SECONDS)
         self._processes, self._conns = [], []
 
 
