@@ -10,7 +10,7 @@ from .onnx_embedder import runtime_embedder
 
 
 def create_embedder(backend: str = "torch", precision: str = "fp32", name: str = DEFAULT_EMBEDDER, path=None,
-                    weights_dir=None, device: str = "auto", batch_size: int = 64, quantized: bool = False,
+                    weights_dir=None, device: str = "auto", batch_size: int | None = None, quantized: bool = False,
                     calibration=None, cache_dir=None, tensorrt: bool = False,
                     threads: int | None = None) -> BaseEmbedder:
     """An embedder of ``backend`` (:data:`~backbones.base.BACKENDS`) at ``precision``
@@ -24,6 +24,7 @@ def create_embedder(backend: str = "torch", precision: str = "fp32", name: str =
     ``threads``: the onnx / openvino runtime's threads per call (0: every core; default: half the
     cores for onnx, made for the pipelined runner's two embedding workers, every core for openvino);
     PyTorch's threads are process-wide (``torch.set_num_threads``), so the torch backend ignores it.
+    ``batch_size`` None: 256 on a CUDA device, 64 on the CPU.
     Warns (once) where CUDA was asked for and the embedder runs on the CPU.
     """
     check_embedder(backend, precision, "cpu" if quantized else device, quantized)

@@ -36,7 +36,8 @@ class OnnxEmbedder(BaseEmbedder):
 
     backend = "onnx"
 
-    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 64, name: str = "edgeface",
+    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int | None = None,
+                 name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", tensorrt: bool = False,
                  settings: OrtSettings | None = None, trt_cache_dir: str | Path | None = None) -> None:
         self.session = onnx_session(model_path, device, tensorrt, settings or OrtSettings(),
@@ -78,7 +79,8 @@ class OpenVinoEmbedder(BaseEmbedder):
 
     backend = "openvino"
 
-    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int = 64, name: str = "edgeface",
+    def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int | None = None,
+                 name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", hint: str = "LATENCY",
                  threads: int = 0) -> None:
         check_embedder(self.backend, precision, device)
@@ -104,7 +106,7 @@ class OpenVinoEmbedder(BaseEmbedder):
 
 
 def runtime_embedder(backend: str, precision: str, weights: Path, label: str, device: str = "auto",
-                     batch_size: int = 64, calibration=None, cache_dir=None, tensorrt: bool = False,
+                     batch_size: int | None = None, calibration=None, cache_dir=None, tensorrt: bool = False,
                      threads: int | None = None) -> BaseEmbedder:
     """The ``onnx`` or ``openvino`` embedder of checkpoint ``weights`` at ``precision``: its
     ONNX export, the fp16 copy (onnx on CUDA) or the static INT8 model (needs ``calibration``)."""

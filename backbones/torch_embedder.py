@@ -7,7 +7,7 @@ memory and uploaded with a non-blocking copy on a copy stream while the previous
 on a compute stream; the embeddings come back the same way, and the host waits once per call, not
 once per step (the pipeline embeds a batch per call from two threads, each call on streams of its
 own, so one batch's upload also overlaps the other's compute). Without ``batch_size`` the batch is
-:data:`CPU_BATCH` on the CPU and :data:`GPU_BATCH` on CUDA.
+:data:`~backbones.base.CPU_BATCH` on the CPU and :data:`~backbones.base.GPU_BATCH` on CUDA.
 """
 from __future__ import annotations
 
@@ -22,17 +22,10 @@ from face_alignment.weights import resolve_weights
 from .base import CROP_SHAPE, DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
 from .edgeface import load_edgeface
 
-#: the default batch on the CPU (larger batches gain nothing there: ``facebench speed``)
-CPU_BATCH = 64
-#: the default batch on CUDA: EdgeFace-XS is small, and at 64 a batch is too short to fill a
-#: GPU; ``make gpu-check`` measures 64, 256 and 1024 (each fp32 batch of 256 takes about 40 MB)
-GPU_BATCH = 256
-
 
 class Embedder(BaseEmbedder):
     """Embeds aligned crops in batches with a PyTorch model (preprocessing on its device);
-    ``precision="fp16"`` runs the model in half precision (CUDA only). ``batch_size`` None:
-    :data:`CPU_BATCH` or :data:`GPU_BATCH` by device."""
+    ``precision="fp16"`` runs the model in half precision (CUDA only)."""
 
     backend = "torch"
 
@@ -41,7 +34,7 @@ class Embedder(BaseEmbedder):
         device = resolve_device(device)
         check_embedder(self.backend, precision, device)
         on_cuda = device.startswith("cuda")
-        super().__init__(device, batch_size or (GPU_BATCH if on_cuda else CPU_BATCH), name, weights_path, precision)
+        super().__init__(device, batch_size, name, weights_path, precision)
         self.model = model.to(self.device).eval()
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
         self._on_cuda = on_cuda

@@ -85,13 +85,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    "detectors are read against")
     p.add_argument("--pairs", help="pairs file: official pairs.txt (View 1 or 2), Kaggle pairs.csv, or a CSV "
                    "with header path1,path2,same (default: pairs.txt beside the images)")
-    p.add_argument("--batch-size", type=_positive, default=64, help="embedding batch size (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive, default=None,
+                   help="embedding batch size (default: 256 on a CUDA GPU, 64 on the CPU)")
     p.add_argument("--detect-batch", type=_positive, default=8, help="images per detector call (default: %(default)s)")
     p.add_argument("--workers", type=_positive, default=2, help="image-decoding threads (default: %(default)s)")
     p.add_argument("--detect-workers", type=_workers, default=1, metavar="N|auto",
                    help="local engine: detection replicas, processes each holding its own detector, feeding the "
-                   "embedder (auto: one per core, less one for the embedder); the numbers are the same as with 1 "
-                   "(default: %(default)s)")
+                   "embedder (auto: one per core, less one for the embedder; 1 for a detector on a GPU); the "
+                   "numbers are the same as with 1 (default: %(default)s)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine's pipeline; ray: a Ray Data pipeline on a Ray cluster (pip install "
                    ".[ray]; see the README) (default: %(default)s)")

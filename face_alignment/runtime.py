@@ -103,7 +103,8 @@ def onnx_providers(device: str = "auto", tensorrt: bool = False) -> list[str]:
 class OrtSettings:
     """ONNX Runtime session settings for the CPU. The defaults are the embedder's
     (:class:`~backbones.onnx_embedder.OnnxEmbedder`), the fastest measured on a 2-core AVX-512
-    machine by ``python -m benchmark speed``; the detectors run onnxruntime's own (:data:`ORT_DEFAULTS`).
+    machine by ``python -m benchmark speed``; the detectors run onnxruntime's own
+    (:data:`ORT_DEFAULTS`; see :func:`limit_detector_threads`).
 
     ``intra_threads`` defaults to half the cores: the pipelined runner embeds two batches at once
     beside the detector thread, and on a busy 2-core machine one thread per run was also the
@@ -139,6 +140,15 @@ class OrtSettings:
 
 #: onnxruntime's own defaults (one intra-op thread per core, spinning), which the detectors run
 ORT_DEFAULTS = OrtSettings(intra_threads=0, spinning=True)
+_detector_settings = ORT_DEFAULTS
+
+
+def limit_detector_threads(threads: int) -> None:
+    """Give the detectors' onnxruntime sessions made from now on in this process ``threads``
+    intra-op threads, not spinning (a detection replica's share of the cores; see
+    :mod:`benchmark.run.replicas`); a session made before keeps its threads."""
+    global _detector_settings
+    _detector_settings = OrtSettings(intra_threads=max(1, threads), spinning=False)
 
 
 #: ONNX Runtime's providers that run on a GPU
@@ -155,15 +165,17 @@ def provider_options(providers: list[str], device: str, tensorrt_options: dict |
 
 
 def onnx_session(model_path: str | Path, device: str = "auto", tensorrt: bool = False,
-                 settings: OrtSettings = ORT_DEFAULTS, tensorrt_options: dict | None = None):
+                 settings: OrtSettings | None = None, tensorrt_options: dict | None = None):
     """An ONNX Runtime session on the best provider available (:func:`onnx_providers`; TensorRT
-    with ``tensorrt_options``), on ``device``'s GPU, with ``settings``; logs what it actually got,
+    with ``tensorrt_options``), on ``device``'s GPU, with ``settings`` (default: the detectors',
+    :data:`ORT_DEFAULTS` unless :func:`limit_detector_threads` said otherwise); logs what it actually got,
     and warns (once) when CUDA was asked for (``auto`` asks for nothing) and the session runs on the
     CPU, saying why."""
     import onnxruntime as ort
 
     providers = provider_options(onnx_providers(device, tensorrt), device, tensorrt_options)  # auto: GPU 0
-    session = ort.InferenceSession(str(model_path), sess_options=settings.session_options(), providers=providers)
+    options = (settings or _detector_settings).session_options()
+    session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     log.info("onnxruntime %s: providers %s", model_path, session.get_providers())
     if device.startswith("cuda") and session_device(session) == "cpu":
         if "CUDAExecutionProvider" in ort.get_available_providers():

@@ -100,8 +100,7 @@ def test_sample_reference_crops_exist():
 def test_cpu_path_is_the_plain_forward_and_keeps_batch_64(embedder, crops64):
     """On the CPU nothing of the CUDA path runs: the default batch is 64 and each embedding is the
     model's output on the preprocessed crop, L2-normalised, exactly; with flip, plus the mirror's."""
-    from backbones.base import preprocess
-    from backbones.torch_embedder import CPU_BATCH
+    from backbones.base import CPU_BATCH, preprocess
 
     assert embedder.batch_size == CPU_BATCH == 64
     assert Embedder(embedder.model, "cpu", batch_size=16).batch_size == 16  # a batch that was asked for is kept
@@ -113,12 +112,24 @@ def test_cpu_path_is_the_plain_forward_and_keeps_batch_64(embedder, crops64):
         np.testing.assert_allclose(embedder.embed(crops64, flip=flip), expected, atol=1e-6)
 
 
+def test_an_unset_batch_follows_the_device_for_every_backend():
+    """The benchmark leaves the batch unset unless --batch-size is given; then every backend (they
+    all size batches in BaseEmbedder) takes 256 on a CUDA device and 64 elsewhere."""
+    from backbones.base import BaseEmbedder
+    from benchmark.cli import build_parser
+
+    assert build_parser().parse_args(["--methods", "yunet"]).batch_size is None
+    for device, expected in (("cuda:0", 256), ("cuda:1", 256), ("cpu", 64)):
+        assert BaseEmbedder(device, None, "edgeface", None, "fp32").batch_size == expected
+        assert BaseEmbedder(device, 16, "edgeface", None, "fp32").batch_size == 16
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("flip", [False, True])
 def test_cuda_path_matches_the_cpu(embedder, crops64, flip):
     """Pinned uploads on a copy stream, compute on another, one wait: the CPU's embeddings (TF32
     off), with the GPU's default batch and with batches that split the crops unevenly."""
-    from backbones.torch_embedder import GPU_BATCH
+    from backbones.base import GPU_BATCH
     from face_alignment.runtime import set_tf32
 
     set_tf32(False)

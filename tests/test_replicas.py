@@ -121,6 +121,8 @@ def test_auto_is_one_replica_per_core_less_the_embedders():
     assert resolve_detect_workers("auto", cores=2) == resolve_detect_workers("auto", cores=1) == 1
     assert resolve_detect_workers("auto") == max(1, len(os.sched_getaffinity(0)) - 1) == max(1, usable_cores() - 1)
     assert resolve_detect_workers(3) == 3
+    assert resolve_detect_workers("auto", cores=16, detector_device="cuda:0") == 1  # a GPU detector: no replicas
+    assert resolve_detect_workers(3, cores=16, detector_device="cuda:0") == 3  # unless asked for
     for bad in (0, -2, "two", True, 1.5):
         with pytest.raises(FaceBenchError, match="positive count or auto"):
             resolve_detect_workers(bad)
@@ -132,14 +134,24 @@ def test_replicas_share_the_cores_less_the_embedders():
     assert replica_threads(2, cores=2) == replica_threads(1, cores=1) == 1
 
 
-def test_limit_threads_sets_opencv_and_torch():
+def test_limit_threads_sets_opencv_torch_and_the_detectors_onnxruntime(monkeypatch):
+    """A replica's share of the cores reaches OpenCV, torch and the onnxruntime session of a
+    detector made after it (YOLOv5-face, real weights); made before, onnxruntime's default stays."""
     import cv2
     import torch
 
+    from face_alignment import runtime
+    from face_alignment.detectors.yolov5_face import YOLOv5FaceDetector
+
+    monkeypatch.setattr(runtime, "_detector_settings", runtime.ORT_DEFAULTS)
+    before_limit = YOLOv5FaceDetector(device="cpu", weights_dir=WEIGHTS_DIR)
     before = cv2.getNumThreads(), torch.get_num_threads()
     try:
         limit_threads(1)
         assert (cv2.getNumThreads(), torch.get_num_threads()) == (1, 1)
+        after_limit = YOLOv5FaceDetector(device="cpu", weights_dir=WEIGHTS_DIR)
     finally:
         cv2.setNumThreads(before[0])
         torch.set_num_threads(before[1])
+    assert after_limit._session.get_session_options().intra_op_num_threads == 1
+    assert before_limit._session.get_session_options().intra_op_num_threads == 0  # one per core

@@ -119,7 +119,8 @@ def image_source(method: str, protocol: VerificationProtocol, device: str, weigh
         return ImageSource(protocol.reference_dir, reference_cropper, REFERENCE)
     detector = create_detector(method, device=device, weights_dir=weights_dir)
     producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
-    recipe = CropperRecipe(method, protocol.pick_face, device, weights_dir)
+    # the device it really got, so that a replica or an actor builds it there, without asking anew
+    recipe = CropperRecipe(method, protocol.pick_face, detector.real_device or device, weights_dir)
     return ImageSource(protocol.image_root, detector_cropper(detector, protocol.pick_face), producer,
                        detector.model_label, weights_sha256(detector.weight_paths), detector.real_device, recipe)
 

@@ -57,8 +57,8 @@ class Engine(ABC):
 class LocalEngine(Engine):
     """Decode, detect + align and embed overlapping on this machine (:mod:`benchmark.run.pipeline`):
     with ``detect_workers`` 1, all in this process; with more (or ``auto``: one per core less
-    one), in that many detection replicas (:mod:`benchmark.run.replicas`) feeding the embedder
-    here, with the same results."""
+    one, one for a detector on a GPU), in that many detection replicas
+    (:mod:`benchmark.run.replicas`) feeding the embedder here, with the same results."""
 
     workers: int = 2
     detect_batch: int = 8
@@ -70,7 +70,8 @@ class LocalEngine(Engine):
         options = dict(flip=work.flip, workers=self.workers, detect_batch=self.detect_batch, save=checkpoint,
                        desc=work.name, progress=self.progress, condition=work.condition)
         pending = int(np.count_nonzero(results.status == PENDING))
-        replicas = min(resolve_detect_workers(self.detect_workers), -(-pending // max(1, self.detect_batch)))
+        wanted = resolve_detect_workers(self.detect_workers, detector_device=work.recipe.device)
+        replicas = min(wanted, -(-pending // max(1, self.detect_batch)))
         if replicas <= 1:  # no process to start for one worker, or for what one slice holds
             return process_images(work.images, work.root, work.cropper, work.embedder, results, **options)
         with DetectionReplicas(replicas, work.recipe, work.images, work.root, work.condition,

@@ -28,12 +28,13 @@ An error in any stage, or an interrupt, stops the others and is raised in the ca
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,20 +109,18 @@ class CropStage(threading.Thread):
         except BaseException as exc:  # handed to the calling thread, which raises it
             last = exc
         try:
-            self._put(last)
+            self.put(last)
         except _Stop:
             return
-
-    def put(self, cropped: list[Cropped]) -> None:
-        """Hand ``cropped`` on, waiting while the queue is full (memory stays bounded)."""
-        self._put(cropped)
 
     def check_stop(self) -> None:
         """End the stage here if the calling thread has given up."""
         if self.stop.is_set():
             raise _Stop
 
-    def _put(self, item) -> None:
+    def put(self, item: list[Cropped] | object) -> None:
+        """Hand ``item`` (a few crops, or the stage's last word) on, waiting while the queue is full
+        (memory stays bounded)."""
         while not self.stop.is_set():
             try:
                 self.out.put(item, timeout=_POLL_S)
@@ -164,19 +163,30 @@ class DecodeCropStage(CropStage):
             index, future = window.popleft()
             yield (index, *future.result())
 
-    def _crop_all(self, decoded) -> None:
+    def _crop_all(self, decoded: Iterator[tuple[int, Conditioned | None, str]]) -> None:
         for chunk in self.chunks:
-            batch: list[tuple[int, Conditioned]] = []
-            for position in range(len(chunk)):
-                index, image, error = next(decoded)
-                if image is None:
-                    self.put([Cropped(index, None, error)])
-                else:
-                    batch.append((index, image))
-                if batch and (len(batch) == self.detect_batch or position == len(chunk) - 1):
-                    self.check_stop()
-                    self.put(crop_conditioned(batch, self.cropper))
-                    batch = []
+            for cropped in crop_in_batches(itertools.islice(decoded, len(chunk)), self.cropper, self.detect_batch,
+                                           self.check_stop):
+                self.put(cropped)
+
+
+def crop_in_batches(decoded: Iterable[tuple[int, Conditioned | None, str]], cropper: Cropper, detect_batch: int,
+                    before_batch: Callable[[], None] = lambda: None) -> Iterator[list[Cropped]]:
+    """Crops of decoded (index, image or None, error) items, ``detect_batch`` images per cropper
+    call (``before_batch()`` first); an unreadable image is handed on alone, as it comes."""
+    batch: list[tuple[int, Conditioned]] = []
+    for index, image, error in decoded:
+        if image is None:
+            yield [Cropped(index, None, error)]
+            continue
+        batch.append((index, image))
+        if len(batch) == detect_batch:
+            before_batch()
+            yield crop_conditioned(batch, cropper)
+            batch = []
+    if batch:
+        before_batch()
+        yield crop_conditioned(batch, cropper)
 
 
 def crop_conditioned(batch: list[tuple[int, Conditioned]], cropper: Cropper) -> list[Cropped]:
@@ -194,17 +204,8 @@ def decode_and_crop(indices: Sequence[int], images: Sequence[str], root: Path, c
     """The crop stage's work on a few images in one call, in order (for a process of its own: a
     detection replica, a Ray actor): each image decoded and put under ``condition``, then cropped
     ``detect_batch`` at a time; the same results as the pipeline's."""
-    out: list[Cropped] = []
-    batch: list[tuple[int, Conditioned]] = []
-    for position, index in enumerate(indices):
-        image, error = decode(Path(root) / images[index], images[index], condition)
-        if image is None:
-            out.append(Cropped(int(index), None, error))
-        else:
-            batch.append((int(index), image))
-        if batch and (len(batch) == detect_batch or position == len(indices) - 1):
-            out.extend(crop_conditioned(batch, cropper))
-            batch = []
+    decoded = ((int(index), *decode(Path(root) / images[index], images[index], condition)) for index in indices)
+    out = [cropped for batch in crop_in_batches(decoded, cropper, detect_batch) for cropped in batch]
     position_of = {int(index): position for position, index in enumerate(indices)}
     return sorted(out, key=lambda cropped: position_of[cropped.index])
 

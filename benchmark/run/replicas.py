@@ -16,10 +16,10 @@ Memory: a replica holds at most :data:`IN_FLIGHT` slices, and no slice is given 
 
 Threads: each replica limits its libraries to :func:`replica_threads` threads, ``(cores - 1) // N``
 and at least 1 (one core is left to the embedder; with ``auto``, one replica per core besides it,
-one thread each): OpenCV through ``cv2.setNumThreads`` (YuNet) and torch's intra-op pool through
-``torch.set_num_threads`` (MTCNN, RetinaFace), set once the detector is loaded. onnxruntime's
-detector sessions (the YOLOs, RTMPose) take their thread count from their session options when
-they are made, which a replica cannot reach: they keep onnxruntime's default, a thread per core.
+one thread each): onnxruntime's detector sessions (the YOLOs, RTMPose) through
+:func:`~face_alignment.runtime.limit_detector_threads` before the detector is made, OpenCV through
+``cv2.setNumThreads`` (YuNet) and torch's intra-op pool through ``torch.set_num_threads`` (MTCNN,
+RetinaFace) once it is loaded.
 
 Failures: an exception in a replica (its detector failing to load, say) is raised here as a
 :class:`~face_alignment.errors.FaceBenchError` naming the replica; a replica that dies (a segfault
@@ -65,11 +65,12 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def resolve_detect_workers(value: int | str, cores: int | None = None) -> int:
+def resolve_detect_workers(value: int | str, cores: int | None = None, detector_device: str = "cpu") -> int:
     """The number of detection replicas ``value`` asks for: a positive count as it is, ``auto``
-    one per core less one (the embedder's), at least 1."""
+    one per core less one (the embedder's), at least 1; ``auto`` for a detector on a GPU is 1
+    (replicas relieve the CPU, and each would hold a CUDA context of its own)."""
     if value == "auto":
-        return max(1, (cores or usable_cores()) - 1)
+        return 1 if detector_device.startswith("cuda") else max(1, (cores or usable_cores()) - 1)
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise FaceBenchError(f"detect workers must be a positive count or auto, not {value!r}")
     return int(value)
@@ -81,8 +82,13 @@ def replica_threads(count: int, cores: int | None = None) -> int:
 
 
 def limit_threads(threads: int) -> None:
-    """Limit OpenCV's and (where it is loaded) torch's intra-op threads in this process."""
+    """Limit OpenCV's and (where it is loaded) torch's intra-op threads in this process, and
+    those of the onnxruntime sessions that detectors make from now on."""
     import cv2
+
+    from face_alignment.runtime import limit_detector_threads
+
+    limit_detector_threads(threads)
 
     cv2.setNumThreads(threads)
     torch = sys.modules.get("torch")
@@ -226,6 +232,7 @@ def _replica_main(conn, recipe: CropperRecipe, images: Sequence[str], root: Path
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     logging.getLogger().setLevel(logging.ERROR)  # the parent built the same detector and logged its warnings
     try:
+        limit_threads(threads)  # before the detector is made (onnxruntime), and again after (torch is loaded then)
         cropper = recipe.build()
         limit_threads(threads)
         while (message := conn.recv()) is not None:

@@ -67,7 +67,7 @@ class RunConfig:
     aligned_dir: str | Path | None = None
     out: str | Path | None = None  # default: results/<dataset> (a pairs file: results/<its name>)
     device: str = "auto"
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the embedder's default for its device (256 on CUDA, 64 on the CPU)
     workers: int = 2
     detect_batch: int = 8
     flip: bool = False
