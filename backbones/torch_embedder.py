@@ -33,14 +33,13 @@ class Embedder(BaseEmbedder):
                  name: str = "edgeface", weights_path: Path | None = None, precision: str = "fp32") -> None:
         device = resolve_device(device)
         check_embedder(self.backend, precision, device)
-        on_cuda = device.startswith("cuda")
         super().__init__(device, batch_size, name, weights_path, precision)
         self.model = model.to(self.device).eval()
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
-        self._on_cuda = on_cuda
+        self._on_cuda = device.startswith("cuda")
         if precision == "fp16":
             self.model.half()
-        if on_cuda:  # the weights' upload ran on the default stream; _embed_cuda computes on streams of its own
+        if self._on_cuda:  # the weights' upload ran on the default stream; _embed_cuda computes on streams of its own
             torch.cuda.synchronize(self.device)
 
     @property
@@ -68,8 +67,11 @@ class Embedder(BaseEmbedder):
 
     @torch.inference_mode()
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
-        return self.model(x.to(self._dtype)).float().cpu().numpy()
+        return self.model(self._model_input(torch.from_numpy(crops).to(self.device))).float().cpu().numpy()
+
+    def _model_input(self, crops: torch.Tensor) -> torch.Tensor:
+        """``(N, 112, 112, 3)`` uint8 on the device -> the model's ``(N, 3, 112, 112)`` input in [-1, 1]."""
+        return crops.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5).to(self._dtype)
 
     @torch.inference_mode()
     def _embed_cuda(self, crops: np.ndarray, flip: bool) -> np.ndarray:
@@ -85,10 +87,10 @@ class Embedder(BaseEmbedder):
             compute.wait_stream(copy)
             with torch.cuda.stream(compute):
                 uploaded.record_stream(compute)  # made on `copy`, used on `compute`: not reused before it is done
-                x = uploaded.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5)
-                emb = self.model(x.to(self._dtype)).float()
+                x = self._model_input(uploaded)
+                emb = self.model(x).float()
                 if flip:
-                    emb = emb + self.model(x.flip(3).to(self._dtype)).float()
+                    emb = emb + self.model(x.flip(3)).float()
                 emb = torch.nn.functional.normalize(emb, dim=1, eps=1e-12)
                 out[start:start + len(host)].copy_(emb, non_blocking=True)
         compute.synchronize()

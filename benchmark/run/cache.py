@@ -53,6 +53,14 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def memory_peaks(memory) -> tuple[float, float, float, float]:
+    """A :class:`~.sysinfo.PeakMemory`'s peaks in MiB, in :meth:`MethodResults.record_peaks`'s
+    order: RSS, torch's allocated and reserved GPU memory, NVML's (NaN where not measured)."""
+    nvml = memory.gpu.nvml_mb
+    return (memory.peak_rss_mb, memory.gpu.torch_allocated_mb, memory.gpu.torch_reserved_mb,
+            float(nvml) if isinstance(nvml, float | int) else float("nan"))
+
+
 @dataclass
 class MethodResults:
     """Everything one method produced for ``n`` images, indexed like the image list."""
@@ -76,14 +84,13 @@ class MethodResults:
         return cls(np.full((n, dim), nan, np.float32), np.zeros(n, np.int8), np.full((n, 5, 2), nan, np.float32),
                    np.full(n, nan, np.float32), np.full(n, nan, np.float32))
 
-    def record_peaks(self, memory) -> None:
-        """Take the peaks of a run that processed images (a :class:`~.sysinfo.PeakMemory`) into
-        the highest so far."""
-        self.peak_rss_mb = max(self.peak_rss_mb, memory.peak_rss_mb)
-        self.peak_gpu_mb = max(self.peak_gpu_mb, memory.gpu.torch_allocated_mb)
-        self.peak_gpu_reserved_mb = max(self.peak_gpu_reserved_mb, memory.gpu.torch_reserved_mb)
-        if isinstance(memory.gpu.nvml_mb, float | int):
-            self.peak_gpu_nvml_mb = float(np.fmax(self.peak_gpu_nvml_mb, memory.gpu.nvml_mb))
+    def record_peaks(self, rss_mb: float, gpu_mb: float, gpu_reserved_mb: float, gpu_nvml_mb: float) -> None:
+        """Take the peaks of a run that processed images (:func:`memory_peaks`; NaN: not
+        measured) into the highest so far."""
+        self.peak_rss_mb = float(np.fmax(self.peak_rss_mb, rss_mb))
+        self.peak_gpu_mb = float(np.fmax(self.peak_gpu_mb, gpu_mb))
+        self.peak_gpu_reserved_mb = float(np.fmax(self.peak_gpu_reserved_mb, gpu_reserved_mb))
+        self.peak_gpu_nvml_mb = float(np.fmax(self.peak_gpu_nvml_mb, gpu_nvml_mb))
 
     @property
     def done(self) -> int:

@@ -55,7 +55,7 @@ from backbones import BaseEmbedder
 from face_alignment.errors import FaceBenchError, MissingDependencyError
 
 from ..protocol.conditions import ImageCondition
-from .cache import PENDING, MethodResults
+from .cache import PENDING, MethodResults, memory_peaks
 from .cropping import CropperRecipe, Outcome
 from .engine import Engine, MethodWork
 from .pipeline import Cropped, commit, decode_and_crop
@@ -192,10 +192,7 @@ def rows_to_cropped(rows: dict[str, np.ndarray]) -> list[Cropped]:
 
 
 def _peaks(memory: PeakMemory) -> np.ndarray:
-    """RSS, torch's allocated and reserved GPU memory and NVML's peak (NaN where not measured), MiB."""
-    nvml = memory.gpu.nvml_mb
-    return np.array([memory.peak_rss_mb, memory.gpu.torch_allocated_mb, memory.gpu.torch_reserved_mb,
-                     nvml if isinstance(nvml, float | int) else np.nan], np.float64)
+    return np.array(memory_peaks(memory), np.float64)
 
 
 def _peak_columns(peaks: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -279,11 +276,7 @@ def _commit(results: MethodResults, rows: dict[str, np.ndarray]) -> None:
     """Write a chunk's rows into ``results``, with their embedding time and memory peaks."""
     commit(results, rows_to_cropped(rows), rows["embedding"][rows["readable"]])
     results.embed_seconds += float(rows["embed_s"].sum())
-    rss, allocated, reserved, nvml = (float(np.fmax.reduce(rows[name])) for name in PEAKS)
-    results.peak_rss_mb = float(max(results.peak_rss_mb, np.nan_to_num(rss)))
-    results.peak_gpu_mb = float(max(results.peak_gpu_mb, np.nan_to_num(allocated)))
-    results.peak_gpu_reserved_mb = float(max(results.peak_gpu_reserved_mb, np.nan_to_num(reserved)))
-    results.peak_gpu_nvml_mb = float(np.fmax(results.peak_gpu_nvml_mb, nvml))
+    results.record_peaks(*(float(np.fmax.reduce(rows[name])) for name in PEAKS))
 
 
 def _pipeline(work: MethodWork, chunks: list[np.ndarray], config: Any, load_embedder: EmbedderLoader, dim: int):

@@ -41,7 +41,16 @@ from ..report.files import (
     write_run_info,
 )
 from ..report.summary import write_run_outputs
-from .cache import FOUND, PENDING, STATUS_NAMES, UNREADABLE, MethodResults, ShardCache, cache_key
+from .cache import (
+    FOUND,
+    PENDING,
+    STATUS_NAMES,
+    UNREADABLE,
+    MethodResults,
+    ShardCache,
+    cache_key,
+    memory_peaks,
+)
 from .cropping import DETECTOR_ERROR, ImageSource, image_source
 from .engine import Engine, LocalEngine, MethodWork
 from .failures import method_failure
@@ -247,7 +256,7 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
                 results, cache, processed = process_method(method, source, config, protocol.pairs.images, embedder,
                                                            meta, out, progress)
             if processed:  # a rerun that only read the cache keeps the peaks of the runs that did the work
-                results.record_peaks(memory)
+                results.record_peaks(*memory_peaks(memory))
                 cache.write_totals(results)
         scores = results.score(protocol.pairs)
         scores.save(out / "scores" / f"{method}.npz")
