@@ -1,5 +1,7 @@
-"""Five-point alignment to the ArcFace 112x112 template: the one alignment every method uses."""
+"""Five-point alignment onto an embedding model's crop template (the ArcFace 112x112 one by default)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,6 +19,35 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float32,
 )
 CROP_SIZE = 112
+
+
+@dataclass(frozen=True)
+class CropTemplate:
+    """What an embedding model expects of a face crop: a square of ``size`` pixels with the five
+    points (in LANDMARK_NAMES order, crop pixels) at ``points``: the target of every alignment."""
+
+    size: int
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        points = tuple((float(x), float(y)) for x, y in np.asarray(self.points, np.float64).reshape(5, 2))
+        object.__setattr__(self, "points", points)
+        if int(self.size) < 1:
+            raise ValueError(f"a crop template needs a positive size, got {self.size}")
+        object.__setattr__(self, "size", int(self.size))
+
+    @property
+    def array(self) -> np.ndarray:
+        """The five points, ``(5, 2)`` float32."""
+        return np.array(self.points, np.float32)
+
+    def scaled(self, size: int) -> CropTemplate:
+        """The same template for a crop of ``size`` pixels."""
+        return CropTemplate(size, np.array(self.points, np.float64) * (size / self.size))
+
+
+#: the ArcFace / insightface template (EdgeFace and insightface's recognition models)
+ARCFACE = CropTemplate(CROP_SIZE, ARCFACE_TEMPLATE)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
