@@ -1,5 +1,5 @@
-"""What every embedder backend shares, without torch: the backend, precision and default model
-names, the crops' preprocessing, and :class:`BaseEmbedder` (batching, flip, normalisation)."""
+"""What every embedder backend shares, without torch: the precision and default model names,
+and :class:`BaseEmbedder` (batching, flip, normalisation) over a model's declared input."""
 from __future__ import annotations
 
 import importlib
@@ -11,18 +11,29 @@ from face_alignment.errors import FaceBenchError, MissingDependencyError
 from face_alignment.runtime import device_name, resolve_device
 from face_alignment.weights import sha256_file
 
-DEFAULT_EMBEDDER = "edgeface_xs_q"
-BACKENDS = ("torch", "onnx", "openvino")
+from .spec import BACKENDS, EmbedderInput, EmbedderSpec
+
+#: the registered embedder a run uses unless told otherwise (:mod:`backbones.builtin`)
+DEFAULT_EMBEDDER = "edgeface_xs"
 PRECISIONS = ("fp32", "fp16", "int8")
-CROP_SHAPE = (112, 112, 3)
+__all__ = ["BACKENDS", "DEFAULT_EMBEDDER", "PRECISIONS", "BaseEmbedder", "check_embedder", "embedder_label"]
 
 
-def check_embedder(backend: str, precision: str, device: str, quantized: bool = False) -> None:
+def check_embedder(backend: str, precision: str, device: str, quantized: bool = False,
+                   spec: EmbedderSpec | None = None) -> None:
     """Raise, before any model is loaded or exported, for a backend, precision and device that
-    cannot run together here; the message says what to use instead. ``auto`` is resolved (which
-    imports torch) only for fp16."""
+    cannot run together here (or that the embedder ``spec`` does not run on); the message says
+    what to use instead. ``auto`` is resolved (which imports torch) only for fp16."""
     if backend not in BACKENDS:
         raise FaceBenchError(f"unknown embedder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if spec is not None and backend not in spec.backends:
+        raise FaceBenchError(f"embedder {spec.name!r} runs on {', '.join(spec.backends)}, not {backend!r}: leave "
+                             f"out --embedder (its default is {spec.default_backend}) or choose one of those")
+    if backend == "dlib":
+        if precision != "fp32" or quantized or resolve_device(device).startswith("cuda"):
+            raise FaceBenchError("the dlib backend runs its model as dlib built it: fp32 on the CPU, without "
+                                 "--quantized")
+        return
     if precision not in PRECISIONS:
         raise FaceBenchError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if quantized and backend != "torch":
@@ -45,18 +56,8 @@ def check_embedder(backend: str, precision: str, device: str, quantized: bool = 
 
 
 def embedder_label(name: str, path, quantized: bool = False) -> str:
-    """The report's ``embedder`` value: the manifest name, or an explicit file's stem."""
+    """The report's ``embedder`` value: the registered name, or an explicit file's stem."""
     return f"{name}{'-qint8' if quantized else ''}" if path is None else Path(path).stem
-
-
-def preprocess(crops: np.ndarray) -> np.ndarray:
-    """``(N, 112, 112, 3)`` uint8 RGB -> ``(N, 3, 112, 112)`` float32 ``(x / 255 - 0.5) / 0.5``,
-    the same operations in the same order as the PyTorch path, so that the inputs are identical."""
-    x = crops.transpose(0, 3, 1, 2).astype(np.float32)
-    x /= 255.0
-    x -= 0.5
-    x /= 0.5
-    return x
 
 
 #: the default batch on the CPU (larger batches gain nothing there: ``facebench speed``)
@@ -69,21 +70,23 @@ GPU_BATCH = 256
 class BaseEmbedder:
     """Batching, flip test-time augmentation and normalisation, shared by every backend.
 
-    Input: ``(N, 112, 112, 3)`` uint8 RGB. With ``flip=True`` an image's embedding is that of
-    the image plus that of its horizontal mirror (insightface's test-time augmentation),
-    normalised after the sum. Subclasses implement :meth:`_forward` on one batch. ``batch_size``
-    None: :data:`GPU_BATCH` on a CUDA device, :data:`CPU_BATCH` elsewhere.
+    Input: ``(N, S, S, 3)`` uint8 RGB crops of the model's ``model_input`` (its template's size
+    ``S``; 112 for EdgeFace). With ``flip=True`` an image's embedding is that of the image plus
+    that of its horizontal mirror (insightface's test-time augmentation), normalised after the
+    sum. Subclasses implement :meth:`_forward` on one batch. ``batch_size`` None:
+    :data:`GPU_BATCH` on a CUDA device, :data:`CPU_BATCH` elsewhere.
     """
 
     backend = ""
 
     def __init__(self, device: str, batch_size: int | None, name: str, weights_path: Path | None,
-                 precision: str) -> None:
+                 precision: str, model_input: EmbedderInput = EmbedderInput()) -> None:
         self.device = device
         self.batch_size = batch_size or (GPU_BATCH if device.startswith("cuda") else CPU_BATCH)
         self.name = name
         self.weights_path = weights_path
         self.precision = precision
+        self.model_input = model_input
 
     @property
     def real_device(self) -> str:
@@ -96,14 +99,19 @@ class BaseEmbedder:
         return sha256_file(self.weights_path) if self.weights_path else ""
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        """One batch of uint8 crops -> ``(n, 512)`` float32 raw (not normalised) embeddings."""
+        """One batch of uint8 crops -> ``(n, dim)`` float32 raw (not normalised) embeddings."""
         raise NotImplementedError
 
+    def check_crops(self, crops: np.ndarray) -> None:
+        """Raise for crops that are not ``(N, S, S, 3)`` of this model's crop size."""
+        if crops.ndim != 4 or crops.shape[1:] != self.model_input.crop_shape:
+            size = self.model_input.template.size
+            raise ValueError(f"{self.name} expects (N, {size}, {size}, 3) uint8 RGB crops, got {crops.shape}")
+
     def embed(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
-        """``(N, 112, 112, 3)`` uint8 RGB -> ``(N, 512)`` float32, unit L2 norm."""
+        """``(N, S, S, 3)`` uint8 RGB -> ``(N, dim)`` float32, unit L2 norm."""
         crops = np.asarray(crops)
-        if crops.ndim != 4 or crops.shape[1:] != CROP_SHAPE:
-            raise ValueError(f"expected (N, 112, 112, 3) uint8 RGB crops, got {crops.shape}")
+        self.check_crops(crops)
         out = []
         for start in range(0, len(crops), self.batch_size):
             batch = np.ascontiguousarray(crops[start:start + self.batch_size])
@@ -112,7 +120,7 @@ class BaseEmbedder:
                 emb = emb + self._forward(np.ascontiguousarray(batch[:, :, ::-1]))
             out.append(np.asarray(emb, dtype=np.float32))
         if not out:
-            return np.zeros((0, 512), dtype=np.float32)
+            return np.zeros((0, self.model_input.dim), dtype=np.float32)
         emb = np.concatenate(out)
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 

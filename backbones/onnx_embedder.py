@@ -20,14 +20,16 @@ from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import OrtSettings, onnx_session, resolve_device, session_device
 
 from . import quantize
-from .base import BaseEmbedder, check_embedder, preprocess
-from .onnx_export import INPUT_NAME, default_cache_dir, onnx_model_path
+from .base import BaseEmbedder, check_embedder
+from .onnx_export import default_cache_dir, onnx_model_path
+from .spec import EmbedderInput
 
 log = logging.getLogger(__name__)
 
 
 class OnnxEmbedder(BaseEmbedder):
-    """Runs an EdgeFace ONNX model (any of its precisions) with ONNX Runtime.
+    """Runs an ONNX recognition model (EdgeFace's export at any of its precisions, or a user's
+    model of any :class:`~backbones.spec.EmbedderInput`) with ONNX Runtime.
 
     ``device`` is where it actually runs: ``cuda`` only when the CUDA or TensorRT provider was
     granted (the ``onnxruntime`` CPU wheel has neither: install ``onnxruntime-gpu`` for them).
@@ -39,7 +41,8 @@ class OnnxEmbedder(BaseEmbedder):
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int | None = None,
                  name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", tensorrt: bool = False,
-                 settings: OrtSettings | None = None, trt_cache_dir: str | Path | None = None) -> None:
+                 settings: OrtSettings | None = None, trt_cache_dir: str | Path | None = None,
+                 model_input: EmbedderInput = EmbedderInput()) -> None:
         self.session = onnx_session(model_path, device, tensorrt, settings or OrtSettings(),
                                     _tensorrt_options(precision, trt_cache_dir))
         granted = self.session.get_providers()
@@ -47,9 +50,11 @@ class OnnxEmbedder(BaseEmbedder):
         if precision == "fp16" and not on_gpu:
             log.warning("onnxruntime runs the fp16 model on %s: fp16 is meant for CUDA (the CPU build of "
                         "onnxruntime has no CUDA provider: install onnxruntime-gpu)", granted)
-        super().__init__(resolve_device(device) if on_gpu else "cpu", batch_size, name, weights_path, precision)
+        super().__init__(resolve_device(device) if on_gpu else "cpu", batch_size, name, weights_path, precision,
+                         model_input)
         self.model_path = Path(model_path)
         self.providers = granted
+        self._input_name = self.session.get_inputs()[0].name
 
     @property
     def real_device(self) -> str:
@@ -57,7 +62,7 @@ class OnnxEmbedder(BaseEmbedder):
         return session_device(self.session)
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {INPUT_NAME: preprocess(crops)})[0]
+        return self.session.run(None, {self._input_name: self.model_input.preprocess(crops)})[0]
 
 
 def _tensorrt_options(precision: str, cache_dir) -> dict:
@@ -74,7 +79,7 @@ _OV_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
 
 
 class OpenVinoEmbedder(BaseEmbedder):
-    """Runs an EdgeFace ONNX model with OpenVINO on the CPU (an INT8 QDQ model runs its
+    """Runs an ONNX recognition model with OpenVINO on the CPU (an INT8 QDQ model runs its
     quantized layers in int8, the rest at f32)."""
 
     backend = "openvino"
@@ -82,7 +87,7 @@ class OpenVinoEmbedder(BaseEmbedder):
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int | None = None,
                  name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", hint: str = "LATENCY",
-                 threads: int = 0) -> None:
+                 threads: int = 0, model_input: EmbedderInput = EmbedderInput()) -> None:
         check_embedder(self.backend, precision, device)
         import openvino as ov
 
@@ -93,7 +98,7 @@ class OpenVinoEmbedder(BaseEmbedder):
         self.inference_precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         log.info("openvino embedder %s (%s): CPU, inference precision %s", Path(model_path).name, precision,
                  self.inference_precision)
-        super().__init__("cpu", batch_size, name, weights_path, precision)
+        super().__init__("cpu", batch_size, name, weights_path, precision, model_input)
         self.model_path = Path(model_path)
         self._compiled = compiled
         self._requests = threading.local()  # an infer request is not thread-safe: one per thread
@@ -102,13 +107,13 @@ class OpenVinoEmbedder(BaseEmbedder):
         request = getattr(self._requests, "request", None)
         if request is None:
             request = self._requests.request = self._compiled.create_infer_request()
-        return request.infer({0: preprocess(crops)})[0].copy()
+        return request.infer({0: self.model_input.preprocess(crops)})[0].copy()
 
 
 def runtime_embedder(backend: str, precision: str, weights: Path, label: str, device: str = "auto",
                      batch_size: int | None = None, calibration=None, cache_dir=None, tensorrt: bool = False,
                      threads: int | None = None) -> BaseEmbedder:
-    """The ``onnx`` or ``openvino`` embedder of checkpoint ``weights`` at ``precision``: its
+    """The ``onnx`` or ``openvino`` embedder of EdgeFace checkpoint ``weights`` at ``precision``: its
     ONNX export, the fp16 copy (onnx on CUDA) or the static INT8 model (needs ``calibration``)."""
     check_embedder(backend, precision, device)
     model = onnx_model_path(weights, cache_dir)
@@ -118,7 +123,17 @@ def runtime_embedder(backend: str, precision: str, weights: Path, label: str, de
         model = quantize.static_int8_model(model, calibration)
     elif precision == "fp16" and backend == "onnx":
         model = quantize.fp16_model(model)
+    return onnx_file_embedder(backend, model, label, weights, precision, device, batch_size, tensorrt, threads)
+
+
+def onnx_file_embedder(backend: str, model: Path, label: str, weights: Path, precision: str = "fp32",
+                       device: str = "auto", batch_size: int | None = None, tensorrt: bool = False,
+                       threads: int | None = None, model_input: EmbedderInput = EmbedderInput()) -> BaseEmbedder:
+    """An ONNX Runtime (``onnx``) or OpenVINO embedder of the ONNX file ``model``. ``threads``:
+    the runtime's threads per call (None: half the cores for onnx, every core for openvino)."""
     if backend == "onnx":
         settings = OrtSettings() if threads is None else OrtSettings(intra_threads=threads)
-        return OnnxEmbedder(model, device, batch_size, label, weights, precision, tensorrt, settings)
-    return OpenVinoEmbedder(model, device, batch_size, label, weights, precision, threads=threads or 0)
+        return OnnxEmbedder(model, device, batch_size, label, weights, precision, tensorrt, settings,
+                            model_input=model_input)
+    return OpenVinoEmbedder(model, device, batch_size, label, weights, precision, threads=threads or 0,
+                            model_input=model_input)

@@ -50,8 +50,8 @@ import numpy as np
 
 from face_alignment.atomic import atomic_path
 
-from .base import preprocess
 from .onnx_export import INPUT_NAME
+from .spec import EmbedderInput
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _crop_reader(crops: np.ndarray, base: type):
 
         def get_next(self):
             start = next(self._starts, None)
-            return None if start is None else {INPUT_NAME: preprocess(crops[start:start + CALIBRATION_BATCH])}
+            return None if start is None else {INPUT_NAME: EmbedderInput().preprocess(crops[start:start + CALIBRATION_BATCH])}
 
     return CropReader()
 

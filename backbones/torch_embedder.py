@@ -19,8 +19,8 @@ import torch
 from face_alignment.runtime import device_name, module_device, resolve_device
 from face_alignment.weights import resolve_weights
 
-from .base import CROP_SHAPE, DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, embedder_label
-from .edgeface import load_edgeface
+from .base import BaseEmbedder, check_embedder
+from .spec import EmbedderInput
 
 
 class Embedder(BaseEmbedder):
@@ -30,11 +30,14 @@ class Embedder(BaseEmbedder):
     backend = "torch"
 
     def __init__(self, model: torch.nn.Module, device: str = "auto", batch_size: int | None = None,
-                 name: str = "edgeface", weights_path: Path | None = None, precision: str = "fp32") -> None:
+                 name: str = "edgeface", weights_path: Path | None = None, precision: str = "fp32",
+                 model_input: EmbedderInput = EmbedderInput()) -> None:
         device = resolve_device(device)
         check_embedder(self.backend, precision, device)
-        super().__init__(device, batch_size, name, weights_path, precision)
+        super().__init__(device, batch_size, name, weights_path, precision, model_input)
         self.model = model.to(self.device).eval()
+        self._mean = torch.tensor(model_input.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(model_input.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._dtype = torch.float16 if precision == "fp16" else torch.float32
         self._on_cuda = device.startswith("cuda")
         if precision == "fp16":
@@ -47,21 +50,11 @@ class Embedder(BaseEmbedder):
         """Where the model's weights are."""
         return module_device(self.model, device_name(self.device))
 
-    @classmethod
-    def from_weights(cls, name: str = DEFAULT_EMBEDDER, path=None, weights_dir=None, device: str = "auto",
-                     batch_size: int | None = None, quantized: bool = False, precision: str = "fp32") -> Embedder:
-        """An EdgeFace embedder from a manifest name (``edgeface_xs_q``, ``edgeface_xxs_q``) or
-        an explicit checkpoint ``path``; ``quantized=True`` keeps qint8 (CPU, batch-dependent)."""
-        weights = resolve_weights(name, path, weights_dir)
-        device = "cpu" if quantized else device
-        model = load_edgeface(weights, quantized=quantized)
-        return cls(model, device, batch_size, embedder_label(name, path, quantized), weights, precision)
-
     def embed(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
-        """``(N, 112, 112, 3)`` uint8 RGB -> ``(N, 512)`` float32, unit L2 norm (on CUDA: uploads
+        """``(N, S, S, 3)`` uint8 RGB -> ``(N, dim)`` float32, unit L2 norm (on CUDA: uploads
         overlapping compute, see the module docstring)."""
         crops = np.asarray(crops)
-        if not self._on_cuda or len(crops) == 0 or crops.ndim != 4 or crops.shape[1:] != CROP_SHAPE:
+        if not self._on_cuda or len(crops) == 0 or crops.ndim != 4 or crops.shape[1:] != self.model_input.crop_shape:
             return super().embed(crops, flip)  # the CPU path; the base's answer to no crops or a wrong shape
         return self._embed_cuda(crops, flip)
 
@@ -70,8 +63,11 @@ class Embedder(BaseEmbedder):
         return self.model(self._model_input(torch.from_numpy(crops).to(self.device))).float().cpu().numpy()
 
     def _model_input(self, crops: torch.Tensor) -> torch.Tensor:
-        """``(N, 112, 112, 3)`` uint8 on the device -> the model's ``(N, 3, 112, 112)`` input in [-1, 1]."""
-        return crops.permute(0, 3, 1, 2).float().div_(255.0).sub_(0.5).div_(0.5).to(self._dtype)
+        """``(N, S, S, 3)`` uint8 RGB on the device -> the model's ``(N, 3, S, S)`` input: its channel
+        order, ``(x / 255 - mean) / std`` (for EdgeFace, in [-1, 1])."""
+        if self.model_input.channels == "BGR":
+            crops = crops.flip(3)
+        return crops.permute(0, 3, 1, 2).float().div_(255.0).sub_(self._mean).div_(self._std).to(self._dtype)
 
     @torch.inference_mode()
     def _embed_cuda(self, crops: np.ndarray, flip: bool) -> np.ndarray:
@@ -79,7 +75,7 @@ class Embedder(BaseEmbedder):
         ``compute``; raw embeddings (plus the mirror's with ``flip``) normalised on the GPU and
         copied back into pinned memory; one wait at the end."""
         copy, compute = torch.cuda.Stream(self.device), torch.cuda.Stream(self.device)
-        out = torch.empty((len(crops), 512), dtype=torch.float32, pin_memory=True)
+        out = torch.empty((len(crops), self.model_input.dim), dtype=torch.float32, pin_memory=True)
         for start in range(0, len(crops), self.batch_size):
             host = torch.from_numpy(np.ascontiguousarray(crops[start:start + self.batch_size])).pin_memory()
             with torch.cuda.stream(copy):

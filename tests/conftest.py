@@ -73,9 +73,9 @@ def sample_images() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from backbones import Embedder
+    from backbones import create_embedder
 
-    return Embedder.from_weights(weights_dir=WEIGHTS_DIR, device="cpu")
+    return create_embedder("torch", weights_dir=WEIGHTS_DIR, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from backbones import ARCHITECTURES, EdgeFace, Embedder, load_edgeface
+from backbones import ARCHITECTURES, EdgeFace, Embedder, create_embedder, load_edgeface
 from backbones.edgeface import dequantize_state, read_checkpoint
 from benchmark import RunConfig, run_benchmark
 from face_alignment import load_image
@@ -30,7 +30,7 @@ def test_float_embedding_does_not_depend_on_batch(embedder, crops64):
 
 def test_qint8_option_is_batch_dependent(crops64, embedder):
     """Documents why float is the default: dynamic quantization scales over the whole batch."""
-    q = Embedder.from_weights(weights_dir=WEIGHTS_DIR, quantized=True)
+    q = create_embedder("torch", weights_dir=WEIGHTS_DIR, quantized=True)
     batch = q.embed(crops64)
     alone = np.concatenate([q.embed(c[None]) for c in crops64])
     assert np.median(np.sum(batch * alone, axis=1)) < 0.99
@@ -100,7 +100,10 @@ def test_sample_reference_crops_exist():
 def test_cpu_path_is_the_plain_forward_and_keeps_batch_64(embedder, crops64):
     """On the CPU nothing of the CUDA path runs: the default batch is 64 and each embedding is the
     model's output on the preprocessed crop, L2-normalised, exactly; with flip, plus the mirror's."""
-    from backbones.base import CPU_BATCH, preprocess
+    from backbones.base import CPU_BATCH
+    from backbones.spec import EmbedderInput
+
+    preprocess = EmbedderInput().preprocess
 
     assert embedder.batch_size == CPU_BATCH == 64
     assert Embedder(embedder.model, "cpu", batch_size=16).batch_size == 16  # a batch that was asked for is kept
@@ -134,7 +137,7 @@ def test_cuda_path_matches_the_cpu(embedder, crops64, flip):
 
     set_tf32(False)
     expected = embedder.embed(crops64, flip=flip)
-    gpu = Embedder.from_weights(weights_dir=WEIGHTS_DIR, device="cuda")
+    gpu = create_embedder("torch", weights_dir=WEIGHTS_DIR, device="cuda")
     assert gpu.batch_size == GPU_BATCH and gpu.real_device == "cuda:0"
     for batch in (GPU_BATCH, 24):
         gpu.batch_size = batch

@@ -310,14 +310,14 @@ def test_the_code_running_pickle_is_real(evil_checkpoint, tmp_path):
 
 
 def test_checkpoint_that_would_run_code_is_refused(evil_checkpoint, tmp_path):
-    from backbones import Embedder
+    from backbones import create_embedder
     from face_alignment import create_detector
 
     root = tmp_path / "weights"
     markers = [evil_checkpoint(root / weight_spec(name).relpath) for name in ("edgeface_xs_q", "retinaface_mnet")]
     with unverified_weights():  # the checksum gate would refuse them first: let them through to the loader
         with pytest.raises(WeightsError, match="not a loadable weights-only PyTorch checkpoint"):
-            Embedder.from_weights(weights_dir=root, device="cpu")
+            create_embedder("torch", weights_dir=root, device="cpu")
         with pytest.raises(WeightsError, match="not a loadable RetinaFace checkpoint"):
             create_detector("retinaface", device="cpu", weights_dir=root)
     assert not any(m.exists() for m in markers)

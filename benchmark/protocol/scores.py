@@ -19,8 +19,10 @@ from .metrics import (
 )
 from .pairs import PairList
 
-#: distance given to a pair with an image that could not be embedded at all (unreadable file):
-#: the largest possible squared L2 distance of unit vectors, i.e. "different person"
+#: distance given to a pair with an image that could not be embedded at all (unreadable file), and
+#: under strict accuracy to every pair with a face not found: the largest possible squared L2
+#: distance of unit vectors, above every threshold of the protocol's grid (``arange(0, 4, 0.01)``),
+#: so such a pair is always decided "different person"
 UNSCORABLE_DISTANCE = 4.0
 
 
@@ -32,6 +34,18 @@ class PairScores:
     same: np.ndarray
     folds: np.ndarray
     found: np.ndarray  # both images' faces were found by the detector
+
+    @property
+    def strict_distances(self) -> np.ndarray:
+        """The distances a real system would have: a pair with a face not found in either image
+        (``found`` False: not detected, or unreadable) has no match, so its distance is
+        :data:`UNSCORABLE_DISTANCE` ("different"), not that of the fallback crops."""
+        return np.where(self.found, self.distances, UNSCORABLE_DISTANCE)
+
+    def strict(self) -> PairScores:
+        """These scores with :attr:`strict_distances`: what strict accuracy and the paired tests
+        on it score."""
+        return PairScores(self.strict_distances, self.same, self.folds, self.found)
 
     @property
     def similarities(self) -> np.ndarray:
@@ -64,14 +78,20 @@ def pair_scores(embeddings: np.ndarray, found: np.ndarray, pairs: PairList,
 
 
 def summarize(scores: PairScores) -> dict[str, float]:
-    """The accuracy columns of the report (fractions, not percent)."""
+    """The accuracy columns of the report (fractions, not percent). ``accuracy`` scores every pair,
+    a face not found at its fallback crop; ``strict_accuracy`` the same protocol with such a pair
+    decided "different" (:attr:`PairScores.strict_distances`); ``accuracy_found`` only the pairs
+    with both faces found."""
     overall = kfold_accuracy(scores.distances, scores.same, scores.folds)
+    strict = kfold_accuracy(scores.strict_distances, scores.same, scores.folds)
     f = scores.found
     found = kfold_accuracy(scores.distances[f], scores.same[f], scores.folds[f]) if f.any() else None
     sims = scores.similarities
     return {
         "accuracy": overall.mean,
         "accuracy_std": overall.std,
+        "strict_accuracy": strict.mean,
+        "strict_accuracy_std": strict.std,
         "accuracy_found": found.mean if found is not None else float("nan"),
         "n_pairs_found": int(f.sum()),
         "roc_auc": roc_auc(sims, scores.same),

@@ -12,6 +12,10 @@ On those paired decisions:
   reverse): exact two-sided binomial when ``a_only + b_only < 25``, else chi-square with
   continuity correction, one degree of freedom.
 
+Both are done twice: on the report's accuracy (a face not found aligned at its fallback crop) and on
+strict accuracy (every pair with a face not found decided "different": the decisions on
+:meth:`benchmark.protocol.scores.PairScores.strict`), the latter's columns prefixed ``strict_``.
+
 A regression (B worse than A) is flagged when the accuracy drop is significant (p < ``alpha``),
 or B's median detect time is more than ``time_tolerance`` (25%) above A's, or B's peak CPU or GPU
 memory more than ``memory_tolerance`` (20%) above A's. The tolerances are wide because time and
@@ -124,6 +128,14 @@ def paired_test(scores_a: PairScores, scores_b: PairScores, n_boot: int = N_BOOT
                       p_value, test)
 
 
+def _test_columns(test: PairedTest, prefix: str = "") -> dict:
+    """A paired test as the comparison's columns, each name prefixed with ``prefix``."""
+    return {f"{prefix}accuracy_a": test.accuracy_a, f"{prefix}accuracy_b": test.accuracy_b,
+            f"{prefix}accuracy_diff": test.accuracy_diff, f"{prefix}ci_low": test.ci_low,
+            f"{prefix}ci_high": test.ci_high, f"{prefix}a_only": test.a_only, f"{prefix}b_only": test.b_only,
+            f"{prefix}p_value": test.p_value, f"{prefix}test": test.test}
+
+
 def check_same_pairs(a: Side, b: Side, scores_a: PairScores, scores_b: PairScores) -> None:
     """Refuse two score files that are not over the same pairs in the same order."""
     problem = None
@@ -184,7 +196,8 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, n_boot: int = N_BOO
 
     Returns one row per compared pair of methods: ``run_a``, ``method_a``, ``run_b``,
     ``method_b``, the paired test (``accuracy_a``, ``accuracy_b``, ``accuracy_diff`` B - A,
-    ``ci_low``, ``ci_high``, ``a_only``, ``b_only``, ``p_value``, ``test``), the differences
+    ``ci_low``, ``ci_high``, ``a_only``, ``b_only``, ``p_value``, ``test``), the same test on strict
+    accuracy (those columns prefixed ``strict_``: ``strict_accuracy_a`` ...), the differences
     B - A of ``roc_auc``, ``eer`` and ``success_rate`` (``*_diff``), the ratios B / A of the
     median detect time and the peak memories (``time_ratio``, ``rss_ratio``, ``gpu_ratio``; NaN
     where not measured), and ``regressions`` ("" when none)."""
@@ -193,12 +206,11 @@ def compare_runs(a: str | os.PathLike, b: str | os.PathLike, n_boot: int = N_BOO
         scores_a, scores_b = side_a.run.scores(side_a.method), side_b.run.scores(side_b.method)
         check_same_pairs(side_a, side_b, scores_a, scores_b)
         test = paired_test(scores_a, scores_b, n_boot, seed)
+        strict = paired_test(scores_a.strict(), scores_b.strict(), n_boot, seed)
         ra, rb = side_a.run.row(side_a.method), side_b.run.row(side_b.method)
         detects = REFERENCE not in (side_a.method, side_b.method)  # the reference runs no detector
         row = {"run_a": str(side_a.run.path), "method_a": side_a.method, "run_b": str(side_b.run.path),
-               "method_b": side_b.method, "accuracy_a": test.accuracy_a, "accuracy_b": test.accuracy_b,
-               "accuracy_diff": test.accuracy_diff, "ci_low": test.ci_low, "ci_high": test.ci_high,
-               "a_only": test.a_only, "b_only": test.b_only, "p_value": test.p_value, "test": test.test,
+               "method_b": side_b.method, **_test_columns(test), **_test_columns(strict, "strict_"),
                **{f"{c}_diff": float(rb[c] - ra[c]) for c in ("roc_auc", "eer", "success_rate")},
                "time_ratio": _ratio(rb["detect_ms_median"], ra["detect_ms_median"]) if detects else float("nan"),
                "rss_ratio": _ratio(rb["peak_rss_mb"], ra["peak_rss_mb"]),
@@ -224,23 +236,48 @@ def _times(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}x"
 
 
+#: the paired tests in the text table: (column prefix, header label, with the discordant counts)
+_PAIRED_GROUPS = (("", "acc", True), ("strict_", "strict", False))
+
+
+def _paired_widths(label: str) -> tuple[int, int]:
+    """The widths of a paired test's accuracy cells and of its difference cell."""
+    return max(7, len(label) + 2), max(8, len(label) + 4)
+
+
+def _paired_header(label: str, counts: bool) -> str:
+    width, diff = _paired_widths(label)
+    return (f"{label + ' A':>{width}s} {label + ' B':>{width}s} {'Δ' + label + ' pp':>{diff}s} {'95% CI (pp)':>16s} "
+            + (f"{'A-only':>6s} {'B-only':>6s} " if counts else "") + f"{'p':>7s}")
+
+
+def _paired_cells(r: pd.Series, prefix: str, label: str, counts: bool, alpha: float) -> str:
+    """One row's paired test (its columns prefixed ``prefix``) under :func:`_paired_header`."""
+    width, diff = _paired_widths(label)
+    significant = "*" if r[f"{prefix}p_value"] < alpha else " "
+    interval = f"[{_pp(r[f'{prefix}ci_low'])}, {_pp(r[f'{prefix}ci_high'])}]"
+    return (f"{r[f'{prefix}accuracy_a']:{width}.2%} {r[f'{prefix}accuracy_b']:{width}.2%} "
+            f"{_pp(r[f'{prefix}accuracy_diff']):>{diff}s} {interval:>16s} "
+            + (f"{r[f'{prefix}a_only']:6d} {r[f'{prefix}b_only']:6d} " if counts else "")
+            + f"{r[f'{prefix}p_value']:6.4f}{significant}")
+
+
 def format_comparison(table: pd.DataFrame, alpha: float = ALPHA) -> str:
     """The delta table as text (differences in percentage points, B - A; ratios B / A)."""
     names = [a if a == b else f"{a} -> {b}" for a, b in zip(table["method_a"], table["method_b"])]
     width = max(12, *(len(n) for n in names))
     lines = [f"A = {table['run_a'].iloc[0]}", f"B = {table['run_b'].iloc[0]}", "",
-             f"{'method':{width}s} {'acc A':>7s} {'acc B':>7s} {'Δacc pp':>8s} {'95% CI (pp)':>16s} {'A-only':>6s} "
-             f"{'B-only':>6s} {'p':>7s}  {'ΔAUC':>8s} {'ΔEER pp':>8s} {'Δsucc pp':>8s} {'time':>6s} {'RSS':>6s} "
-             f"{'GPU':>6s}  regressions"]
+             f"{'method':{width}s} " + "  ".join(_paired_header(label, counts) for _, label, counts in _PAIRED_GROUPS)
+             + f"  {'ΔAUC':>8s} {'ΔEER pp':>8s} {'Δsucc pp':>8s} {'time':>6s} {'RSS':>6s} {'GPU':>6s}  regressions"]
     for name, (_, r) in zip(names, table.iterrows()):
-        significant = "*" if r["p_value"] < alpha else " "
         lines.append(
-            f"{name:{width}s} {r['accuracy_a']:7.2%} {r['accuracy_b']:7.2%} {_pp(r['accuracy_diff']):>8s} "
-            f"{'[' + _pp(r['ci_low']) + ', ' + _pp(r['ci_high']) + ']':>16s} {r['a_only']:6d} {r['b_only']:6d} "
-            f"{r['p_value']:6.4f}{significant}  {r['roc_auc_diff']:+8.4f} {_pp(r['eer_diff']):>8s} "
-            f"{_pp(r['success_rate_diff']):>8s} {_times(r['time_ratio']):>6s} {_times(r['rss_ratio']):>6s} "
-            f"{_times(r['gpu_ratio']):>6s}  {r['regressions'] or '-'}")
+            f"{name:{width}s} "
+            + "  ".join(_paired_cells(r, prefix, label, counts, alpha) for prefix, label, counts in _PAIRED_GROUPS)
+            + f"  {r['roc_auc_diff']:+8.4f} {_pp(r['eer_diff']):>8s} {_pp(r['success_rate_diff']):>8s} "
+            f"{_times(r['time_ratio']):>6s} {_times(r['rss_ratio']):>6s} {_times(r['gpu_ratio']):>6s}  "
+            f"{r['regressions'] or '-'}")
     lines += ["", "pp: percentage points, B - A. A-only / B-only: pairs only A / only B decided right. p: McNemar's "
-                  f"test (* below {alpha}). time, RSS, GPU: B / A. Regressions: a significant accuracy drop, or time "
-                  "or memory beyond the tolerance."]
+                  f"test (* below {alpha}). strict: the same test with every pair whose face was not found decided "
+                  "\"different\" (no face, no match). time, RSS, GPU: B / A. Regressions: a significant accuracy "
+                  "drop, or time or memory beyond the tolerance."]
     return "\n".join(lines)

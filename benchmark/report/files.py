@@ -36,6 +36,8 @@ COLUMNS = [
     # could not tell), and whether TF32 was on
     "detector_device", "embedder_device", "peak_gpu_nvml_mb", "peak_gpu_torch_allocated_mb",
     "peak_gpu_torch_reserved_mb", "tf32",
+    # the accuracy with a pair whose face was not found decided "different" (no face, no match)
+    "strict_accuracy", "strict_accuracy_std",
 ]
 TEXT_COLUMNS = ("method", "device", "embedder", "embedder_sha256", "detector_weights_sha256", "versions",
                 "git_commit", "started_at", "error", "unverified_weights", "detector_model", "embedder_backend",

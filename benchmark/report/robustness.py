@@ -11,6 +11,12 @@ so that for a condition c and a method m:
 - ``detector_share`` = detector_loss / (clean(oracle) - m(c)), summed over the conditions: the
   part of m's loss below the oracle's clean accuracy that is its detector's fault.
 
+Accuracy aligns a face the detector did not find at LFW faces' median position, which on LFW's
+framing is nearly the oracle's crop; ``strict_accuracy`` decides such a pair "different" (no face,
+no match), so a detector that finds no face under a condition loses those pairs there, and
+``strict_detector_loss`` = oracle(c) - m(c) in strict accuracy counts that loss too. (The oracle
+counts a probe as found where its method found the clean face.)
+
 Every (method, condition, severity) is also a row of the run folder's ``report.csv`` named
 :func:`row_name` (``yunet@gaussian_blur-3``), with its per-pair scores, so ``facebench compare
 RUN:yunet@jpeg-5 RUN:mtcnn@jpeg-5`` tests two methods under one condition.
@@ -37,13 +43,14 @@ SUMMARY_FILE = "robustness_summary.csv"
 CHART_FILES = {"heatmap": "robustness_heatmap.png", "curves": "robustness_curves.png",
                "gallery": "robustness_gallery.png"}
 #: the table's columns, in order
-TABLE_COLUMNS = ["method", "condition", "severity", "kind", "row", "accuracy", "accuracy_std", "roc_auc", "eer",
-                 "tar_far_1e-3", "success_rate", "landmark_shift_iod", "n_pairs", "n_probes", "detect_ms_median",
-                 "wall_s", "error"]
+TABLE_COLUMNS = ["method", "condition", "severity", "kind", "row", "accuracy", "accuracy_std", "strict_accuracy",
+                 "strict_accuracy_std", "roc_auc", "eer", "tar_far_1e-3", "success_rate", "landmark_shift_iod",
+                 "n_pairs", "n_probes", "detect_ms_median", "wall_s", "error"]
 TEXT_COLUMNS = ("method", "condition", "kind", "row", "error")
 COUNT_COLUMNS = ("severity", "n_pairs", "n_probes")
 SUMMARY_COLUMNS = ["method", "clean_accuracy", "mean_accuracy", "mean_drop", "embedder_loss", "detector_loss",
-                   "detector_share", "worst_condition", "worst_accuracy", "n_conditions"]
+                   "detector_share", "worst_condition", "worst_accuracy", "n_conditions", "clean_strict_accuracy",
+                   "mean_strict_accuracy", "strict_detector_loss"]
 #: the severity the heat map shows when the run has it
 HEATMAP_SEVERITY = 3
 
@@ -75,17 +82,24 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """One row per method (the oracle last): its clean accuracy, its mean accuracy over the
     degraded conditions, the mean drop from clean, the embedder's and the detector's mean loss
     and the detector's share (module docstring), and its worst condition. Losses in accuracy
-    fractions, like the accuracies."""
+    fractions, like the accuracies. The same in strict accuracy: the clean and mean strict accuracy,
+    and the detector's mean loss in strict accuracy (NaN for a table from before strict accuracy)."""
     ok = _scored(table)
+    if "strict_accuracy" not in ok:
+        ok = ok.assign(strict_accuracy=np.nan)
     degraded = ok[ok["condition"] != CLEAN_CONDITION]
-    clean = ok[ok["condition"] == CLEAN_CONDITION].set_index("method")["accuracy"]
-    oracle = degraded[degraded["method"] == ORACLE].set_index(["condition", "severity"])["accuracy"]
+    clean_both = ok[ok["condition"] == CLEAN_CONDITION].set_index("method")
+    clean, clean_strict = clean_both["accuracy"], clean_both["strict_accuracy"]
+    oracle_both = degraded[degraded["method"] == ORACLE].set_index(["condition", "severity"])
+    oracle, oracle_strict = oracle_both["accuracy"], oracle_both["strict_accuracy"]
     oracle_clean = clean.get(ORACLE, np.nan)
     rows = []
     for method in sorted(dict.fromkeys(ok["method"]), key=lambda m: m == ORACLE):  # the oracle last
-        mine = degraded[degraded["method"] == method].set_index(["condition", "severity"])["accuracy"]
+        both = degraded[degraded["method"] == method].set_index(["condition", "severity"])
+        mine, strict = both["accuracy"], both["strict_accuracy"]
         if mine.empty:
-            rows.append({"method": method, "clean_accuracy": clean.get(method, np.nan), "n_conditions": 0})
+            rows.append({"method": method, "clean_accuracy": clean.get(method, np.nan), "n_conditions": 0,
+                         "clean_strict_accuracy": clean_strict.get(method, np.nan)})
             continue
         at_oracle = oracle.reindex(mine.index)
         detector_loss = at_oracle - mine
@@ -97,6 +111,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
             "embedder_loss": (oracle_clean - at_oracle).mean(), "detector_loss": detector_loss.mean(),
             "detector_share": detector_loss.sum() / below_clean_oracle.sum() if below_clean_oracle.sum() else np.nan,
             "worst_condition": f"{worst[0]}-{worst[1]}", "worst_accuracy": mine.min(), "n_conditions": len(mine),
+            "clean_strict_accuracy": clean_strict.get(method, np.nan), "mean_strict_accuracy": strict.mean(),
+            "strict_detector_loss": (oracle_strict.reindex(strict.index) - strict).mean(),
         })
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
