@@ -11,7 +11,7 @@ from face_alignment.errors import FaceBenchError, MissingDependencyError
 from face_alignment.runtime import device_name, resolve_device
 from face_alignment.weights import sha256_file
 
-from .spec import BACKENDS, EmbedderInput, EmbedderSpec
+from .spec import BACKENDS, DEFAULT_INPUT, EmbedderInput, EmbedderSpec
 
 #: the registered embedder a run uses unless told otherwise (:mod:`backbones.builtin`)
 DEFAULT_EMBEDDER = "edgeface_xs"
@@ -80,7 +80,7 @@ class BaseEmbedder:
     backend = ""
 
     def __init__(self, device: str, batch_size: int | None, name: str, weights_path: Path | None,
-                 precision: str, model_input: EmbedderInput = EmbedderInput()) -> None:
+                 precision: str, model_input: EmbedderInput = DEFAULT_INPUT) -> None:
         self.device = device
         self.batch_size = batch_size or (GPU_BATCH if device.startswith("cuda") else CPU_BATCH)
         self.name = name

@@ -22,7 +22,7 @@ from face_alignment.runtime import OrtSettings, onnx_session, resolve_device, se
 from . import quantize
 from .base import BaseEmbedder, check_embedder
 from .onnx_export import default_cache_dir, onnx_model_path
-from .spec import EmbedderInput
+from .spec import DEFAULT_INPUT, EmbedderInput
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class OnnxEmbedder(BaseEmbedder):
                  name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", tensorrt: bool = False,
                  settings: OrtSettings | None = None, trt_cache_dir: str | Path | None = None,
-                 model_input: EmbedderInput = EmbedderInput()) -> None:
+                 model_input: EmbedderInput = DEFAULT_INPUT) -> None:
         self.session = onnx_session(model_path, device, tensorrt, settings or OrtSettings(),
                                     _tensorrt_options(precision, trt_cache_dir))
         granted = self.session.get_providers()
@@ -87,7 +87,7 @@ class OpenVinoEmbedder(BaseEmbedder):
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int | None = None,
                  name: str = "edgeface",
                  weights_path: Path | None = None, precision: str = "fp32", hint: str = "LATENCY",
-                 threads: int = 0, model_input: EmbedderInput = EmbedderInput()) -> None:
+                 threads: int = 0, model_input: EmbedderInput = DEFAULT_INPUT) -> None:
         check_embedder(self.backend, precision, device)
         import openvino as ov
 
@@ -128,7 +128,7 @@ def runtime_embedder(backend: str, precision: str, weights: Path, label: str, de
 
 def onnx_file_embedder(backend: str, model: Path, label: str, weights: Path, precision: str = "fp32",
                        device: str = "auto", batch_size: int | None = None, tensorrt: bool = False,
-                       threads: int | None = None, model_input: EmbedderInput = EmbedderInput()) -> BaseEmbedder:
+                       threads: int | None = None, model_input: EmbedderInput = DEFAULT_INPUT) -> BaseEmbedder:
     """An ONNX Runtime (``onnx``) or OpenVINO embedder of the ONNX file ``model``. ``threads``:
     the runtime's threads per call (None: half the cores for onnx, every core for openvino)."""
     if backend == "onnx":

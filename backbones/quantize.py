@@ -51,7 +51,7 @@ import numpy as np
 from face_alignment.atomic import atomic_path
 
 from .onnx_export import INPUT_NAME
-from .spec import EmbedderInput
+from .spec import DEFAULT_INPUT
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,9 @@ def _crop_reader(crops: np.ndarray, base: type):
 
         def get_next(self):
             start = next(self._starts, None)
-            return None if start is None else {INPUT_NAME: EmbedderInput().preprocess(crops[start:start + CALIBRATION_BATCH])}
+            if start is None:
+                return None
+            return {INPUT_NAME: DEFAULT_INPUT.preprocess(crops[start:start + CALIBRATION_BATCH])}
 
     return CropReader()
 

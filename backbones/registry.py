@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 from face_alignment.errors import MissingDependencyError, NameTakenError, UnknownMethodError
 from face_alignment.weights import WeightSpec, find_weights, weights_dir
 
-from .spec import BACKENDS, EmbedderInput, EmbedderSpec
+from .spec import BACKENDS, DEFAULT_INPUT, EmbedderInput, EmbedderSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class EmbedderStatus:
     description: str
 
 
-def register_embedder(name: str, *, model_input: EmbedderInput = EmbedderInput(), weights: Sequence[WeightSpec] = (),
+def register_embedder(name: str, *, model_input: EmbedderInput = DEFAULT_INPUT, weights: Sequence[WeightSpec] = (),
                       backends: Sequence[str] = ("torch", "onnx", "openvino"), requires: dict[str, str] | None = None,
                       description: str = "") -> Callable:
     """Decorator that registers ``build(spec, request) -> BaseEmbedder`` as the embedder ``name``.

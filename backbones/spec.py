@@ -90,7 +90,7 @@ class EmbedderSpec:
 
     name: str
     build: Callable = field(compare=False)
-    model_input: EmbedderInput = EmbedderInput()
+    model_input: EmbedderInput = field(default_factory=EmbedderInput)
     weights: tuple[WeightSpec, ...] = ()
     backends: tuple[str, ...] = ("torch", "onnx", "openvino")
     requires: dict[str, str] = field(default_factory=dict, compare=False)
@@ -99,3 +99,7 @@ class EmbedderSpec:
     @property
     def default_backend(self) -> str:
         return self.backends[0]
+
+
+#: insightface's conventions, which EdgeFace shares: the input of a model that declares nothing else
+DEFAULT_INPUT = EmbedderInput()

@@ -17,10 +17,9 @@ import numpy as np
 import torch
 
 from face_alignment.runtime import device_name, module_device, resolve_device
-from face_alignment.weights import resolve_weights
 
 from .base import BaseEmbedder, check_embedder
-from .spec import EmbedderInput
+from .spec import DEFAULT_INPUT, EmbedderInput
 
 
 class Embedder(BaseEmbedder):
@@ -31,7 +30,7 @@ class Embedder(BaseEmbedder):
 
     def __init__(self, model: torch.nn.Module, device: str = "auto", batch_size: int | None = None,
                  name: str = "edgeface", weights_path: Path | None = None, precision: str = "fp32",
-                 model_input: EmbedderInput = EmbedderInput()) -> None:
+                 model_input: EmbedderInput = DEFAULT_INPUT) -> None:
         device = resolve_device(device)
         check_embedder(self.backend, precision, device)
         super().__init__(device, batch_size, name, weights_path, precision, model_input)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .types import Face
+
 #: ArcFace / insightface template for a 112x112 crop, in LANDMARK_NAMES order
 #: (insightface ``utils/face_align.py``, ``arcface_dst``).
 ARCFACE_TEMPLATE = np.array(
@@ -98,3 +100,186 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) 
     template = ARCFACE_TEMPLATE * (size / CROP_SIZE)
     matrix = similarity_transform(np.asarray(landmarks).reshape(5, 2), template)
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+# --- alignment modes --------------------------------------------------------------------------
+#
+# Every mode is an affine map from image pixels to crop pixels, so each is a (2, 3) matrix
+# (``alignment_matrix``) and one ``cv2.warpAffine`` (``align``). Coordinates are those of the
+# template: the crop is the square [0, size] x [0, size] and a template for another size is the
+# same one multiplied (``CropTemplate.scaled``), so every mode's matrix for ``template.scaled(2 *
+# size)`` is exactly twice its matrix for ``template``.
+
+#: the alignment modes, the default first
+ALIGN_MODES = ("similarity", "eyes", "affine", "roll", "box")
+
+#: How large the five points are inside a detector's box made square (side = max(w, h), as
+#: MTCNN's ``rerec`` squares its boxes): the RMS distance of the five landmarks from their
+#: centroid over the square box's side. Median over the 7,701 LFW deep-funneled images that
+#: pairs.txt uses (every one detected), YuNet (``face_detection_yunet_2023mar``) boxes and
+#: landmarks, the face nearest the image centre; interquartile range 0.210 - 0.223. The ``box``
+#: mode enlarges the square box so that the points have the template's size in the crop.
+BOX_POINTS_SCALE = 0.2171
+
+
+def _rms_radius(points: np.ndarray) -> float:
+    """The RMS distance of ``points`` from their centroid."""
+    points = np.asarray(points, np.float64)
+    return float(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def box_enlargement(template: CropTemplate = ARCFACE) -> float:
+    """The factor by which the ``box`` mode enlarges a detector's square box: the margin the
+    template implies. The template's points take ``rms / size`` of its crop; inside a typical
+    square detector box they take :data:`BOX_POINTS_SCALE` of its side; the crop must therefore
+    cover ``BOX_POINTS_SCALE / (rms / size)`` box sides (about 1.046 for ARCFACE: facenet-pytorch's
+    ``margin`` of about 5 px at 112, ``margin = size * (1 - 1 / factor)``)."""
+    return BOX_POINTS_SCALE * template.size / _rms_radius(template.points)
+
+
+def _square_box(bbox: np.ndarray) -> tuple[float, float, float]:
+    """Centre x, centre y and side (max(w, h)) of a detector box ``x1, y1, x2, y2``."""
+    x1, y1, x2, y2 = (float(v) for v in np.asarray(bbox, np.float64).reshape(4))
+    return (x1 + x2) / 2.0, (y1 + y2) / 2.0, max(x2 - x1, y2 - y1)
+
+
+def _face_box(face: Face, template: CropTemplate) -> tuple[float, float, float, float]:
+    """The face's box as ``cx, cy, w, h``; an empty box (no positive side, e.g. a degenerate
+    detection) is replaced by :func:`landmark_box`, so ``box`` and ``roll`` always have one."""
+    box = np.asarray(face.bbox, np.float64).reshape(4)
+    if not np.all(np.isfinite(box)) or max(box[2] - box[0], box[3] - box[1]) <= 0:
+        box = landmark_box(face.landmarks, template).astype(np.float64)
+    x1, y1, x2, y2 = box
+    return (x1 + x2) / 2.0, (y1 + y2) / 2.0, max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+
+
+def _affine_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares full affine map (6 dof) of ``src`` onto ``dst``, ``(2, 3)`` float64."""
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    design = np.hstack([src, np.ones((len(src), 1))])
+    solution, *_ = np.linalg.lstsq(design, dst, rcond=None)
+    return np.ascontiguousarray(solution.T)
+
+
+def _roll_matrix(face: Face, template: CropTemplate) -> np.ndarray:
+    """deepface's alignment (``extract_faces`` with ``align=True``, deepface 0.0.100; the same
+    geometry since 0.0.93) as one affine map.
+
+    What deepface does: the angle is ``atan2`` of the eye vector from the image-left eye to the
+    image-right eye (its ``left_eye`` is the subject's left, the image's right), in degrees;
+    ``align_img_wrt_eyes`` rotates the image by it with ``cv2.getRotationMatrix2D`` (about the
+    centre of a sub-image twice the box's size, i.e. about the box centre; 0.0.93 rotated the
+    whole padded image about its centre), which makes the eye line horizontal;
+    ``project_facial_area`` moves the box's centre by the same rotation and keeps its width and
+    height, so the cut is the detector box, axis-aligned in the rotated image, around the rotated
+    centre; ``resize_image`` scales that cut by ``min(size / h, size / w)`` (aspect ratio kept)
+    and pads it with black to the square, the cut in the middle.
+
+    Where this differs: deepface first adds a black border of half the image on each side (and
+    cuts a sub-image) so that the rotation does not push the face out of the picture; a single
+    warp samples outside the image as black anyway, so none is needed. deepface rounds the box
+    and the projected box to whole pixels (``int``), clips the projected box to the sub-image and
+    rounds the resized size and the padding (``diff // 2``); here the box stays in floating point,
+    is not clipped, and its centre goes exactly to the crop centre. deepface resamples twice
+    (bicubic rotation, then ``cv2.resize``'s bilinear); here one bilinear warp does both. Colour
+    order and the ``/ 255`` normalisation are not geometry and are not reproduced."""
+    cx, cy, w, h = _face_box(face, template)
+    left, right = np.asarray(face.landmarks, np.float64)[:2]
+    angle = np.arctan2(right[1] - left[1], right[0] - left[0])
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[cos, sin], [-sin, cos]])  # getRotationMatrix2D(angle): eye line -> horizontal
+    side = max(w, h)
+    scale = template.size / side if side > 0 else 1.0
+    linear = scale * rotation
+    centre = np.array([cx, cy])
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = linear
+    matrix[:, 2] = template.size / 2.0 - linear @ centre
+    return matrix
+
+
+def _box_matrix(face: Face, template: CropTemplate) -> np.ndarray:
+    """facenet-pytorch's crop (``extract_face``: the box grown by ``margin``, cut and resized to
+    the square), no rotation: the detector's box made square about its centre (side max(w, h)),
+    enlarged by :func:`box_enlargement` (the margin the template implies), its centre on the crop
+    centre."""
+    cx, cy, w, h = _face_box(face, template)
+    side = max(w, h) * box_enlargement(template)
+    scale = template.size / side if side > 0 else 1.0
+    half = template.size / 2.0
+    return np.array([[scale, 0.0, half - scale * cx], [0.0, scale, half - scale * cy]])
+
+
+def alignment_matrix(face: Face, template: CropTemplate = ARCFACE, mode: str = "similarity") -> np.ndarray:
+    """The affine map (image pixels -> crop pixels) that alignment ``mode`` uses for ``face``.
+
+    Parameters
+    ----------
+    face : Face
+        ``bbox`` (``x1, y1, x2, y2``) and the five ``landmarks`` in LANDMARK_NAMES order.
+    template : CropTemplate
+        The crop's size and where its five points go.
+    mode : str
+        One of :data:`ALIGN_MODES`:
+
+        - ``similarity``: the least-squares similarity of the five points onto the template
+          (insightface's alignment; for ARCFACE the crop is :func:`align_face`'s, bit for bit);
+        - ``eyes``: the similarity that puts both eyes exactly on the template's eyes;
+        - ``affine``: the least-squares full affine map (6 dof) of the five points onto the
+          template;
+        - ``roll``: deepface's: the image rotated so that the eye line is horizontal, the
+          detector box cut from it, resized keeping its aspect ratio and padded with black to the
+          square;
+        - ``box``: facenet-pytorch's: no rotation, the detector box made square about its centre
+          and enlarged by the margin the template implies (:func:`box_enlargement`).
+
+    Returns
+    -------
+    ndarray, shape (2, 3), float64
+    """
+    landmarks = np.asarray(face.landmarks).reshape(5, 2)
+    if mode == "similarity":
+        return similarity_transform(landmarks, template.array)
+    if mode == "eyes":
+        # two point pairs fix a similarity (4 dof): the least-squares fit is exact
+        return similarity_transform(landmarks[:2], np.array(template.points[:2], np.float64))
+    if mode == "affine":
+        return _affine_fit(landmarks, np.array(template.points, np.float64))
+    if mode == "roll":
+        return _roll_matrix(face, template)
+    if mode == "box":
+        return _box_matrix(face, template)
+    raise ValueError(f"unknown alignment mode {mode!r}; the modes are: {', '.join(ALIGN_MODES)}")
+
+
+def align(image: np.ndarray, face: Face, template: CropTemplate = ARCFACE, mode: str = "similarity") -> np.ndarray:
+    """The crop of ``face`` that alignment ``mode`` makes for ``template``.
+
+    Parameters
+    ----------
+    image : ndarray, HxWx3 uint8 RGB
+    face : Face
+    template : CropTemplate
+    mode : str
+        One of :data:`ALIGN_MODES` (see :func:`alignment_matrix`).
+
+    Returns
+    -------
+    ndarray, ``template.size x template.size x 3`` uint8 RGB
+    """
+    matrix = alignment_matrix(face, template, mode)
+    size = template.size
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def landmark_box(landmarks: np.ndarray, template: CropTemplate = ARCFACE) -> np.ndarray:
+    """A detector box for a face known only by its five ``landmarks`` (a fallback): the
+    axis-aligned box, ``x1, y1, x2, y2`` float32, of the square that the ``similarity`` alignment
+    cuts from the image (the crop's corners mapped back through the inverse similarity)."""
+    matrix = similarity_transform(np.asarray(landmarks).reshape(5, 2), template.array)
+    inverse = cv2.invertAffineTransform(matrix)
+    size = float(template.size)
+    corners = np.array([[0.0, 0.0, 1.0], [size, 0.0, 1.0], [size, size, 1.0], [0.0, size, 1.0]])
+    mapped = corners @ inverse.T
+    return np.concatenate([mapped.min(axis=0), mapped.max(axis=0)]).astype(np.float32)
