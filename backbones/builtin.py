@@ -33,3 +33,10 @@ register_embedder("edgeface_xs", weights=(MANIFEST["edgeface_xs_q"],), requires=
                   description=_EDGEFACE.format("XS"))(_edgeface)
 register_embedder("edgeface_xxs", weights=(MANIFEST["edgeface_xxs_q"],), requires={"timm": "timm"},
                   description=_EDGEFACE.format("XXS"))(_edgeface)
+
+from .dlib_resnet import DLIB_RESNET_INPUT, build_dlib_resnet  # noqa: E402  (kept with its registration)
+
+register_embedder("dlib_resnet", model_input=DLIB_RESNET_INPUT, backends=("dlib",),
+                  requires={"dlib": "dlib-bin", "face_recognition_models": "face-recognition-models"},
+                  description="dlib ResNet (face_recognition_resnet_model_v1), dlib's 150x150 face chip "
+                              "as five points, 128-d; CPU")(build_dlib_resnet)

@@ -14,6 +14,7 @@ import signal
 import sys
 
 from backbones import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS
+from face_alignment.alignment import ALIGN_MODES
 from face_alignment.errors import FaceBenchError
 
 from .fetch import LFW_BASE_URL
@@ -100,10 +101,19 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    "default: start a local Ray")
     p.add_argument("--out", help="output folder (default: results/<dataset>, e.g. results/lfw)")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation: embedding of image + mirror")
-    p.add_argument("--embedder-model", default=DEFAULT_EMBEDDER,
-                   help="embedder weights by manifest name (default: %(default)s, loaded as float)")
-    p.add_argument("--embedder", choices=BACKENDS, default="torch",
-                   help="embedder backend: PyTorch, ONNX Runtime or OpenVINO on the ONNX export (default: %(default)s)")
+    p.add_argument("--embedder-model", default=DEFAULT_EMBEDDER, metavar="NAME|onnx:PATH",
+                   help="the embedding model: a registered one (`facebench embedders` lists them) or onnx:PATH, any "
+                   "ONNX recognition model (insightface's conventions, overridable by PATH.json) (default: "
+                   "%(default)s)")
+    p.add_argument("--embedder", choices=BACKENDS, default=None,
+                   help="embedder backend: PyTorch, ONNX Runtime or OpenVINO (EdgeFace: on its ONNX export), dlib "
+                   "(dlib's models) (default: the model's own: torch for EdgeFace, onnx for onnx:PATH, dlib for "
+                   "dlib_resnet)")
+    p.add_argument("--align", choices=ALIGN_MODES, default="similarity",
+                   help="how a face is cropped onto the embedder's template: similarity (5-point), eyes (the two "
+                   "eyes only), affine (5-point affine), roll (deepface: eye line levelled, the box cropped, "
+                   "padded), box (facenet-pytorch: the box squared with a margin, no rotation) (default: "
+                   "%(default)s)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="embedder precision: fp16 on a CUDA GPU (openvino: its half precision), int8 on onnx/openvino "
                    "(static, calibrated on LFW images of people outside the pairs) (default: %(default)s)")
@@ -209,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run the benchmark: " + DESCRIPTION.split("\n\n")[0])
     commands.add_parser("methods", parents=[weights, quiet], help="list every detection method and whether it can "
                         "run here", description="List detection methods and their status.")
+    commands.add_parser("embedders", parents=[weights, quiet], help="list every embedding model, its input and "
+                        "whether it can run here", description="List the registered embedding models (plugins "
+                        "included: entry-point group backbones.embedders) with their crop size, output dimension, "
+                        "backends and status. Any ONNX recognition model runs as --embedder-model onnx:PATH.")
     fetch = commands.add_parser("fetch-lfw", parents=[quiet], help="download LFW (deep-funneled images + pairs.txt)",
                                 description="Download LFW deep-funneled images and pairs.txt, check their md5, and "
                                 "unpack them into --data-dir.")
@@ -271,8 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     command = args.command or "run"
     try:
-        return {"run": _run, "methods": _list_methods, "fetch-lfw": _fetch, "compare": _compare, "plot": _plot,
-                "landmarks": _landmarks, "robustness": _robustness, "speed": _speed}[command](args)
+        commands = {"run": _run, "methods": _list_methods, "embedders": _list_embedders, "fetch-lfw": _fetch,
+                    "compare": _compare, "plot": _plot, "landmarks": _landmarks, "robustness": _robustness,
+                    "speed": _speed}
+        return commands[command](args)
     except FaceBenchError as exc:
         print(f"facebench: error: {exc}", file=sys.stderr)
         return 2
@@ -293,6 +309,7 @@ def _config(args, kind, **extra):
         workers=args.workers, detect_batch=args.detect_batch, flip=args.flip,
         embedder_model=args.embedder_model, embedder_backend=args.embedder, precision=args.precision,
         embedder_weights=args.embedder_weights, quantized=args.quantized, resume=args.resume,
+        align=args.align,
         max_pairs=args.max_pairs, progress=not args.quiet, allow_unverified_weights=args.allow_unverified_weights,
         isolate=args.isolate, engine=args.engine, ray_address=args.ray_address, detect_workers=args.detect_workers,
         **extra,
@@ -323,13 +340,14 @@ def _robustness(args) -> int:
 
 
 def _print_summary(rows: list[dict]) -> None:
-    print(f"{'method':18s} {'accuracy':>9s} {'std':>7s} {'found-acc':>9s} {'success':>8s} {'AUC':>7s} "
-          f"{'EER':>7s} {'ms/img':>7s}")
+    print(f"{'method':18s} {'accuracy':>9s} {'std':>7s} {'strict':>7s} {'found-acc':>9s} {'success':>8s} "
+          f"{'AUC':>7s} {'EER':>7s} {'ms/img':>7s}")
     for r in rows:
         if r.get("error"):
             print(f"{r['method']:18s} ERROR {r['error']}")
             continue
-        print(f"{r['method']:18s} {r['accuracy']:9.4f} {r['accuracy_std']:7.4f} {r['accuracy_found']:9.4f} "
+        print(f"{r['method']:18s} {r['accuracy']:9.4f} {r['accuracy_std']:7.4f} {r['strict_accuracy']:7.4f} "
+              f"{r['accuracy_found']:9.4f} "
               f"{r['success_rate']:8.4f} {r['roc_auc']:7.4f} {r['eer']:7.4f} {r.get('detect_ms_median', 0):7.2f}")
 
 
@@ -339,6 +357,21 @@ def _list_methods(args) -> int:
     for status in list_methods(args.weights_dir):
         mark = "ready" if status.ready else "missing"
         print(f"{status.name:18s} {mark:8s} {status.reason if status.reason != 'ready' else ''}  {status.description}")
+    return 0
+
+
+def _list_embedders(args) -> int:
+    from backbones import embedder_spec, list_embedders
+
+    for status in list_embedders(args.weights_dir):
+        spec = embedder_spec(status.name)
+        size, dim = spec.model_input.template.size, spec.model_input.dim
+        shape = f"{size}x{size} -> {dim}-d on {'/'.join(spec.backends)}"
+        mark = "ready" if status.ready else "missing"
+        print(f"{status.name:14s} {mark:8s} {shape:36s} {status.reason if status.reason != 'ready' else ''}  "
+              f"{status.description}")
+    print("onnx:PATH      any ONNX recognition model (input size from the graph; insightface's conventions, "
+          "overridable by PATH.json)")
     return 0
 
 

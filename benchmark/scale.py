@@ -100,7 +100,7 @@ def run(images: Sequence[str], root: Path, embedder, mode: str, cache_dir: Path,
                   f"{written / 2**20:8.2f} MiB  RSS {chunks[-1][1]:7.1f} MB", flush=True)
 
     start = time.perf_counter()
-    process_images(images, root, reference_cropper, embedder, results, workers=workers, chunk=chunk,
+    process_images(images, root, reference_cropper(), embedder, results, workers=workers, chunk=chunk,
                    save=checkpoint, progress=False)
     wall = time.perf_counter() - start
     _summary(chunks, wall, n)

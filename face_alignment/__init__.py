@@ -7,7 +7,18 @@ import importlib
 import pkgutil
 
 from . import detectors
-from .alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, similarity_transform
+from .alignment import (
+    ALIGN_MODES,
+    ARCFACE,
+    ARCFACE_TEMPLATE,
+    CROP_SIZE,
+    CropTemplate,
+    align,
+    align_face,
+    alignment_matrix,
+    landmark_box,
+    similarity_transform,
+)
 from .errors import (
     ChecksumError,
     DatasetError,
@@ -29,9 +40,9 @@ for _module in pkgutil.iter_modules(detectors.__path__):  # each built-in regist
         importlib.import_module(f"{detectors.__name__}.{_module.name}")
 
 __all__ = [
-    "ARCFACE_TEMPLATE", "CROP_SIZE", "LANDMARK_NAMES", "ChecksumError", "DatasetError", "Face",
-    "FaceBenchError", "ImageError", "MissingDependencyError", "NameTakenError", "UnifiedFaceDetector",
-    "UnknownMethodError", "WeightsError", "align_face", "create_detector", "list_methods",
-    "load_image", "method_names", "pick_target_face", "register_detector", "similarity_transform",
-    "to_rgb_uint8",
+    "ALIGN_MODES", "ARCFACE", "ARCFACE_TEMPLATE", "CROP_SIZE", "LANDMARK_NAMES", "ChecksumError",
+    "CropTemplate", "DatasetError", "Face", "FaceBenchError", "ImageError", "MissingDependencyError",
+    "NameTakenError", "UnifiedFaceDetector", "UnknownMethodError", "WeightsError", "align",
+    "align_face", "alignment_matrix", "create_detector", "landmark_box", "list_methods", "load_image",
+    "method_names", "pick_target_face", "register_detector", "similarity_transform", "to_rgb_uint8",
 ]

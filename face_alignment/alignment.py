@@ -1,4 +1,5 @@
-"""Five-point alignment onto an embedding model's crop template (the ArcFace 112x112 one by default)."""
+"""Alignment onto an embedding model's crop template (the ArcFace 112x112 one by default): the five-point
+similarity (``align_face``) and the alignment modes (``align``, ``ALIGN_MODES``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -137,12 +138,6 @@ def box_enlargement(template: CropTemplate = ARCFACE) -> float:
     return BOX_POINTS_SCALE * template.size / _rms_radius(template.points)
 
 
-def _square_box(bbox: np.ndarray) -> tuple[float, float, float]:
-    """Centre x, centre y and side (max(w, h)) of a detector box ``x1, y1, x2, y2``."""
-    x1, y1, x2, y2 = (float(v) for v in np.asarray(bbox, np.float64).reshape(4))
-    return (x1 + x2) / 2.0, (y1 + y2) / 2.0, max(x2 - x1, y2 - y1)
-
-
 def _face_box(face: Face, template: CropTemplate) -> tuple[float, float, float, float]:
     """The face's box as ``cx, cy, w, h``; an empty box (no positive side, e.g. a degenerate
     detection) is replaced by :func:`landmark_box`, so ``box`` and ``roll`` always have one."""
@@ -174,7 +169,9 @@ def _roll_matrix(face: Face, template: CropTemplate) -> np.ndarray:
     ``project_facial_area`` moves the box's centre by the same rotation and keeps its width and
     height, so the cut is the detector box, axis-aligned in the rotated image, around the rotated
     centre; ``resize_image`` scales that cut by ``min(size / h, size / w)`` (aspect ratio kept)
-    and pads it with black to the square, the cut in the middle.
+    and pads it with black to the square, the cut in the middle. The matrix is the geometry;
+    :func:`align` then blacks out the padding (:func:`roll_padding`), which a warp alone would
+    fill with the image beyond the box.
 
     Where this differs: deepface first adds a black border of half the image on each side (and
     cuts a sub-image) so that the rotation does not push the face out of the picture; a single
@@ -200,10 +197,15 @@ def _roll_matrix(face: Face, template: CropTemplate) -> np.ndarray:
 
 
 def _box_matrix(face: Face, template: CropTemplate) -> np.ndarray:
-    """facenet-pytorch's crop (``extract_face``: the box grown by ``margin``, cut and resized to
-    the square), no rotation: the detector's box made square about its centre (side max(w, h)),
-    enlarged by :func:`box_enlargement` (the margin the template implies), its centre on the crop
-    centre."""
+    """facenet-pytorch's crop (``extract_face``: the detector box grown by ``margin``, cut and
+    resized to the square), no rotation: the detector's box made square about its centre (side
+    max(w, h)), enlarged by :func:`box_enlargement` (the margin the template implies), its centre
+    on the crop centre.
+
+    Where this differs: facenet-pytorch does not square MTCNN's (nearly square) box, takes its
+    ``margin`` in output pixels (``margin * w / (size - margin)`` of the image each way), rounds the
+    grown box to whole pixels and clips it to the image, so a face at the border is stretched;
+    here the square is kept whole and what lies outside the image is black."""
     cx, cy, w, h = _face_box(face, template)
     side = max(w, h) * box_enlargement(template)
     scale = template.size / side if side > 0 else 1.0
@@ -230,7 +232,7 @@ def alignment_matrix(face: Face, template: CropTemplate = ARCFACE, mode: str = "
           template;
         - ``roll``: deepface's: the image rotated so that the eye line is horizontal, the
           detector box cut from it, resized keeping its aspect ratio and padded with black to the
-          square;
+          square (the padding is :func:`align`'s, :func:`roll_padding`);
         - ``box``: facenet-pytorch's: no rotation, the detector box made square about its centre
           and enlarged by the margin the template implies (:func:`box_enlargement`).
 
@@ -270,7 +272,31 @@ def align(image: np.ndarray, face: Face, template: CropTemplate = ARCFACE, mode:
     """
     matrix = alignment_matrix(face, template, mode)
     size = template.size
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    if mode == "roll":  # deepface pads the resized cut with black, it does not show what lies beyond
+        left, top, right, bottom = roll_padding(face, template)
+        crop[:top] = 0
+        crop[size - bottom:] = 0
+        crop[:, :left] = 0
+        crop[:, size - right:] = 0
+    return crop
+
+
+def roll_padding(face: Face, template: CropTemplate = ARCFACE) -> tuple[int, int, int, int]:
+    """The black bands (``left, top, right, bottom``, whole pixels) with which the ``roll`` mode
+    pads the resized detector box to the square, as deepface's ``resize_image`` counts them: the
+    box resized by ``size / max(w, h)`` to whole pixels, the rest split with the odd pixel after
+    it. The longer side has none."""
+    _, _, w, h = _face_box(face, template)
+    size = template.size
+    side = max(w, h)
+    if side <= 0:
+        return 0, 0, 0, 0
+    # the small epsilon keeps the longer side at exactly ``size`` where w * size / w rounds below it
+    inner_w = min(size, int(w * size / side + 1e-9))
+    inner_h = min(size, int(h * size / side + 1e-9))
+    left, top = (size - inner_w) // 2, (size - inner_h) // 2
+    return left, top, size - inner_w - left, size - inner_h - top
 
 
 def landmark_box(landmarks: np.ndarray, template: CropTemplate = ARCFACE) -> np.ndarray:

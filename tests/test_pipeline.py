@@ -83,7 +83,7 @@ def test_memory_stays_bounded_when_the_embedder_is_slow(onnx_embedder):
     def cropper(batch):
         counts["cropped"] += len(batch)
         counts["ahead"] = max(counts["ahead"], counts["cropped"] - counts["embedded"])
-        return reference_cropper(batch)
+        return reference_cropper()(batch)
 
     class SlowEmbedder:
         batch_size = 64
@@ -104,7 +104,7 @@ def test_an_error_in_the_crop_stage_is_raised_and_every_thread_ends(pairs, onnx_
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk gone")
-        return reference_cropper(batch)
+        return reference_cropper()(batch)
 
     results, saved = MethodResults.empty(len(pairs.images)), []
     with pytest.raises(OSError, match="disk gone"):

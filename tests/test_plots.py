@@ -95,7 +95,7 @@ def test_overview_panels_and_colours(run_dir):
     roc = plot_roc(run)
     assert {line.get_label().split()[0]: to_hex(line.get_color()) for line in roc.axes[0].get_lines()} == {
         m: method_color(m) for m in ("reference", "yunet")}
-    assert "embedder edgeface_xs_q (torch fp32) on cpu" in fig.get_suptitle()  # backend and precision said
+    assert "embedder edgeface_xs (torch fp32) on cpu" in fig.get_suptitle()  # backend and precision said
 
 
 #: (median detect ms, accuracy) of each method in a full 6,000-pair run (results/lfw of the closing

@@ -74,11 +74,11 @@ class WriteLog:
         self.chunks.append({name: s for name, s in _files(self.cache.folder).items() if before.get(name) != s})
 
 
-def _run(images, cache: ShardCache, results: MethodResults | None = None, cropper=reference_cropper) -> WriteLog:
+def _run(images, cache: ShardCache, results: MethodResults | None = None, cropper=None) -> WriteLog:
     root, names = images
     log = WriteLog(cache, MethodResults.empty(N) if results is None else results)
-    process_images(names, root, cropper, MeanEmbedder(), log.results, chunk=CHUNK, detect_batch=3, save=log,
-                   progress=False)
+    process_images(names, root, cropper or reference_cropper(), MeanEmbedder(), log.results, chunk=CHUNK,
+                   detect_batch=3, save=log, progress=False)
     return log
 
 
@@ -145,7 +145,7 @@ def test_an_interrupted_run_resumes_from_its_shards_to_the_same_results(images, 
         calls["n"] += 1
         if calls["n"] == 8:  # in the third chunk (three batches of 3 per chunk of 8)
             raise KeyboardInterrupt
-        return reference_cropper(batch)
+        return reference_cropper()(batch)
 
     cache = ShardCache(tmp_path / "m-key")
     with pytest.raises(KeyboardInterrupt):
@@ -155,7 +155,7 @@ def test_an_interrupted_run_resumes_from_its_shards_to_the_same_results(images, 
     assert resumed.done == 2 * CHUNK and len(cache.shard_paths()) == 2  # the two whole chunks
     first_ms = resumed.detect_ms[: 2 * CHUNK].copy()
     seen = []
-    log = _run(images, cache, resumed, cropper=lambda batch: seen.append(len(batch)) or reference_cropper(batch))
+    log = _run(images, cache, resumed, cropper=lambda batch: seen.append(len(batch)) or reference_cropper()(batch))
     assert sum(seen) == N - 2 * CHUNK  # the finished shards skipped
     assert len(log.chunks) == 4 and all(_files(cache.folder)[name] == s for name, s in kept.items()
                                         if name != TOTALS_FILE)

@@ -70,8 +70,9 @@ def find_data_dir(explicit: str | os.PathLike | None, env: str, candidates: tupl
     raise DatasetError(f"no {what} folder given or found (looked in ${env}, {', '.join(candidates)}). {hint}")
 
 
-def reference_crop(image: np.ndarray) -> np.ndarray:
-    """A reference crop as the embedder takes it: as it is, or resized to 112x112."""
-    if image.shape[:2] == (CROP_SIZE, CROP_SIZE):
+def reference_crop(image: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """A reference crop as the embedder takes it: as it is, or resized to ``size`` square."""
+    if image.shape[:2] == (size, size):
         return image
-    return cv2.resize(image, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_AREA if size < min(image.shape[:2]) else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interpolation)

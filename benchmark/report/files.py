@@ -180,7 +180,7 @@ def dataset_label(row) -> str:
 
 
 def describe_embedder(row) -> str:
-    """A report row's embedder for titles: ``edgeface_xs_q (onnx fp32) on cpu`` (backend and
+    """A report row's embedder for titles: ``edgeface_xs (onnx fp32) on cpu`` (backend and
     precision where the report records them; reports of older versions do not)."""
     runtime = " ".join(str(row[k]) for k in ("embedder_backend", "precision") if k in row and pd.notna(row[k]))
     return f"{row['embedder']}{f' ({runtime})' if runtime else ''} on {row['device']}"

@@ -201,7 +201,7 @@ def _oracle_rows(method_rows: _Rows, passes: _Passes, specs: Sequence[tuple[str,
     as not found (it is aligned with the method's fallback centre crop, as the method was)."""
     clean, protocol, config = method_rows.clean, method_rows.protocol, passes.config
     every = dict(zip(protocol.pairs.images, clean.landmarks))
-    source = ImageSource(protocol.image_root, reference_cropper, f"oracle:{config.oracle}")
+    source = ImageSource(protocol.image_root, reference_cropper(), f"oracle:{config.oracle}")
     oracle = replace(method_rows, method=ORACLE, table=[], report=[],
                      probe_found=clean.status[method_rows.probe_index] == FOUND)
     for name, severity in [(CLEAN_CONDITION, 0), *specs]:

@@ -20,7 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder
+from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder, embedder_spec
+from backbones.spec import DEFAULT_INPUT
+from face_alignment import ALIGN_MODES
 from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import check_device, set_tf32, tf32_enabled
 from face_alignment.weights import unverified_weights
@@ -51,7 +53,7 @@ from .cache import (
     cache_key,
     memory_peaks,
 )
-from .cropping import DETECTOR_ERROR, ImageSource, image_source
+from .cropping import DETECTOR_ERROR, ImageSource, image_source, takes_reference_crops
 from .engine import Engine, LocalEngine, MethodWork
 from .failures import method_failure
 from .isolation import ChildOutcome, Progress, run_in_child
@@ -80,9 +82,10 @@ class RunConfig:
     workers: int = 2
     detect_batch: int = 8
     flip: bool = False
-    embedder_model: str = DEFAULT_EMBEDDER
+    embedder_model: str = DEFAULT_EMBEDDER  # a registered embedder (backbones.embedder_names) or onnx:PATH
     embedder_weights: str | Path | None = None
-    embedder_backend: str = "torch"  # torch | onnx | openvino (backbones.BACKENDS)
+    embedder_backend: str | None = None  # torch | onnx | openvino | dlib (backbones.BACKENDS); None: the model's own
+    align: str = "similarity"  # how a face is cropped onto the embedder's template (face_alignment.ALIGN_MODES)
     precision: str = "fp32"  # fp32 | fp16 | int8
     quantized: bool = False
     resume: bool = True
@@ -144,8 +147,14 @@ def prepare_run(config: RunConfig, out: str | Path | None = None) -> PreparedRun
     describe the run. With ``config.isolate`` the embedder is loaded here on the CPU only to check
     the weights and describe them (each method's process loads its own)."""
     # the embedder's combination first: only fp16 needs to know whether there is a GPU (torch)
-    check_embedder(config.embedder_backend, config.precision, "cpu" if config.quantized else config.device,
-                   config.quantized)
+    spec = embedder_spec(config.embedder_model)
+    backend = config.embedder_backend or spec.default_backend
+    check_embedder(backend, config.precision, "cpu" if config.quantized else config.device, config.quantized, spec)
+    if config.align not in ALIGN_MODES:
+        raise FaceBenchError(f"unknown alignment {config.align!r}; choose one of {', '.join(ALIGN_MODES)}")
+    if config.flip and not spec.model_input.flip:
+        raise FaceBenchError(f"embedder {spec.name!r} declares that flip test-time augmentation does not apply to "
+                             "it: leave out --flip")
     device = check_device(config.device)
     check_engine(config.engine)
     protocol = load_protocol(config)
@@ -158,7 +167,7 @@ def prepare_run(config: RunConfig, out: str | Path | None = None) -> PreparedRun
         "dataset": protocol.name, "n_pairs": len(protocol.pairs), "n_images": len(protocol.pairs.images),
         "flip": config.flip, "device": "cpu" if config.quantized else device,
         "embedder": embedder.name, "embedder_sha256": embedder.weights_sha256, "versions": library_versions(),
-        "embedder_backend": config.embedder_backend, "precision": config.precision,
+        "embedder_backend": backend, "precision": config.precision, "align": config.align,
         "git_commit": git_commit(), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "unverified_weights": ";".join(map(str, unverified)),
     }
@@ -176,7 +185,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     run = prepare_run(config)
     protocol, out, meta = run.protocol, run.out, run.meta
     methods = list(config.methods)
-    if protocol.reference_dir:
+    if protocol.reference_dir and takes_reference_crops(run.embedder.model_input.template):
         methods.insert(0, REFERENCE)
     info = run_info(protocol, config.max_pairs)
     report = {row["method"]: row for row in _earlier_rows(out, info, methods)}
@@ -248,7 +257,8 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
                 embedder = load_embedder(config, config.device)
                 unverified.clear()  # the parent has reported the embedder's file (meta)
             with PeakMemory() as memory:
-                source = image_source(method, protocol, config.device, config.weights_dir)
+                source = image_source(method, protocol, config.device, config.weights_dir,
+                                      embedder.model_input.template, config.align)
                 row["tf32"] = exact_fp32_on_cuda(source, embedder)
                 row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
                     filter(None, [meta["unverified_weights"], *map(str, unverified)])),
@@ -289,13 +299,15 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
     key = cache_key(method=method, detector=source.producer, weights=source.weights_sha256,
                     embedder=meta["embedder_sha256"], quantized=config.quantized, flip=config.flip,
-                    backend=config.embedder_backend, precision=config.precision,
+                    backend=meta["embedder_backend"], precision=config.precision,
                     device=embedder.device, versions=meta["versions"], root=str(source.root.resolve()),
-                    images=list(images), **_condition_key(condition), **_device_key(source, embedder), **key_parts)
+                    images=list(images), **_condition_key(condition), **_device_key(source, embedder),
+                    **_crop_key(embedder, config.align if method != REFERENCE else "similarity"), **key_parts)
     cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
     if not config.resume:
         cache.clear()
-    results = (cache.load(n) if config.resume else None) or MethodResults.empty(n)
+    dim = embedder.model_input.dim
+    results = (cache.load(n, dim) if config.resume else None) or MethodResults.empty(n, dim)
     if results.done:
         log.info("%s: resuming from %s (%d/%d images done)", method, cache.folder, results.done, n)
     progress(results.done, n)
@@ -332,6 +344,15 @@ def _condition_key(condition: ImageCondition) -> dict:
     """The condition's part of the cache key: nothing for the clean images, so that the caches of
     runs made before conditions existed are still found."""
     return {} if condition.name == CLEAN.name else {"condition": condition.name}
+
+
+def _crop_key(embedder: BaseEmbedder, align: str) -> dict:
+    """The embedder's declared input and the alignment mode in the cache key: nothing for
+    insightface's input (EdgeFace's) and the 5-point similarity, so that the caches of runs made
+    before either existed are still found."""
+    if embedder.model_input == DEFAULT_INPUT and align == "similarity":
+        return {}
+    return {"embedder_input": embedder.model_input.key(), "align": align}
 
 
 def _device_key(source: ImageSource, embedder: BaseEmbedder) -> dict:
