@@ -30,7 +30,7 @@ def check_embedder(backend: str, precision: str, device: str, quantized: bool = 
         raise FaceBenchError(f"embedder {spec.name!r} runs on {', '.join(spec.backends)}, not {backend!r}: leave "
                              f"out --embedder (its default is {spec.default_backend}) or choose one of those")
     if backend == "dlib":
-        if precision != "fp32" or quantized or resolve_device(device).startswith("cuda"):
+        if precision != "fp32" or quantized or device.startswith("cuda"):
             raise FaceBenchError("the dlib backend runs its model as dlib built it: fp32 on the CPU, without "
                                  "--quantized")
         return

@@ -80,7 +80,7 @@ def test_memory_stays_bounded_when_the_embedder_is_slow(onnx_embedder):
     images = read_pairs(LFW_DIR / "pairs.txt").images[:320]
     counts = {"cropped": 0, "embedded": 0, "ahead": 0}
 
-    def cropper(batch):
+    def cropper(batch, indices=None):
         counts["cropped"] += len(batch)
         counts["ahead"] = max(counts["ahead"], counts["cropped"] - counts["embedded"])
         return reference_cropper()(batch)
@@ -100,7 +100,7 @@ def test_memory_stays_bounded_when_the_embedder_is_slow(onnx_embedder):
 def test_an_error_in_the_crop_stage_is_raised_and_every_thread_ends(pairs, onnx_embedder):
     calls = {"n": 0}
 
-    def failing(batch):
+    def failing(batch, indices=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk gone")

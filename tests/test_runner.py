@@ -26,7 +26,7 @@ def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder,
     calls = {"n": 0}
     base = detector_cropper(yunet)
 
-    def dying_cropper(images):
+    def dying_cropper(images, indices=None):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt  # as SIGINT / SIGTERM arrive mid-chunk
@@ -42,7 +42,7 @@ def test_resume_after_interrupt_gives_same_numbers(small_pairs, yunet, embedder,
     assert len(cache.shard_paths()) == resumed.done // 16  # a shard each
     done_before = resumed.done
     seen = []
-    process_images(small_pairs.images, LFW_IMAGES, lambda ims: seen.append(len(ims)) or base(ims), embedder,
+    process_images(small_pairs.images, LFW_IMAGES, lambda ims, indices: seen.append(len(ims)) or base(ims), embedder,
                    resumed, chunk=16, save=lambda chunk: cache.write_chunk(resumed, chunk), progress=False)
     assert sum(seen) == n - done_before  # the finished shards are skipped
     np.testing.assert_array_equal(cache.load(n).embeddings, resumed.embeddings)  # the rest cached too

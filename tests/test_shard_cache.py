@@ -134,14 +134,14 @@ def test_the_bytes_written_per_chunk_do_not_grow_with_the_run(tmp_path):
     written = [sum(s[2] for s in changed.values()) for changed in log.chunks]
     shard_bytes = {s[2] for changed in log.chunks for name, s in changed.items() if name != TOTALS_FILE}
     assert len(shard_bytes) == 1 and max(written) - min(written) < 100, (shard_bytes, min(written), max(written))
-    row = 512 * 4 + 5 * 2 * 4 + 4 + 4 + 1 + 8  # an image's embedding, landmarks, score, time, status, index
+    row = 512 * 4 + 2 * 5 * 2 * 4 + 4 * 4 + 4 + 4 + 1 + 8  # embedding, landmarks, points, box, score, ms, status, index
     assert max(written) < 1.01 * chunk * row  # the chunk's rows and little else; the cache ends 40 times larger
 
 
 def test_an_interrupted_run_resumes_from_its_shards_to_the_same_results(images, full, tmp_path):
     calls = {"n": 0}
 
-    def dying(batch):
+    def dying(batch, indices=None):
         calls["n"] += 1
         if calls["n"] == 8:  # in the third chunk (three batches of 3 per chunk of 8)
             raise KeyboardInterrupt
@@ -155,7 +155,8 @@ def test_an_interrupted_run_resumes_from_its_shards_to_the_same_results(images, 
     assert resumed.done == 2 * CHUNK and len(cache.shard_paths()) == 2  # the two whole chunks
     first_ms = resumed.detect_ms[: 2 * CHUNK].copy()
     seen = []
-    log = _run(images, cache, resumed, cropper=lambda batch: seen.append(len(batch)) or reference_cropper()(batch))
+    log = _run(images, cache, resumed,
+               cropper=lambda batch, indices: seen.append(len(batch)) or reference_cropper()(batch))
     assert sum(seen) == N - 2 * CHUNK  # the finished shards skipped
     assert len(log.chunks) == 4 and all(_files(cache.folder)[name] == s for name, s in kept.items()
                                         if name != TOTALS_FILE)

@@ -38,11 +38,13 @@ COLUMNS = [
     "peak_gpu_torch_reserved_mb", "tf32",
     # the accuracy with a pair whose face was not found decided "different" (no face, no match)
     "strict_accuracy", "strict_accuracy_std",
+    # the embedder's alignment mode, and the images aligned from cached detections (detect once, embed many)
+    "align", "detections_reused",
 ]
 TEXT_COLUMNS = ("method", "device", "embedder", "embedder_sha256", "detector_weights_sha256", "versions",
                 "git_commit", "started_at", "error", "unverified_weights", "detector_model", "embedder_backend",
-                "precision", "dataset", "detector_device", "embedder_device", "peak_gpu_nvml_mb")
-COUNT_COLUMNS = ("n_pairs", "n_images", "n_pairs_found", "n_failed_images")
+                "precision", "dataset", "detector_device", "embedder_device", "peak_gpu_nvml_mb", "align")
+COUNT_COLUMNS = ("n_pairs", "n_images", "n_pairs_found", "n_failed_images", "detections_reused")
 BOOL_COLUMNS = ("flip", "tf32")
 #: the per-image log's landmark columns: x and y of each landmark in the original image's pixels
 LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]

@@ -40,9 +40,10 @@ PENDING, FOUND, FALLBACK, UNREADABLE = 0, 1, 2, 3
 STATUS_NAMES = {PENDING: "pending", FOUND: "found", FALLBACK: "no_face_fallback", UNREADABLE: "unreadable"}
 
 #: the per-image arrays of :class:`MethodResults`, as a shard stores them
-ROW_ARRAYS = ("embeddings", "status", "landmarks", "scores", "detect_ms")
+ROW_ARRAYS = ("embeddings", "status", "landmarks", "scores", "detect_ms", "boxes", "points")
 #: the run totals of :class:`MethodResults`, as ``totals.json`` stores them
-TOTALS = ("embed_seconds", "wall_seconds", "peak_rss_mb", "peak_gpu_mb", "peak_gpu_reserved_mb", "peak_gpu_nvml_mb")
+TOTALS = ("embed_seconds", "wall_seconds", "peak_rss_mb", "peak_gpu_mb", "peak_gpu_reserved_mb", "peak_gpu_nvml_mb",
+          "detections_reused")
 TOTALS_FILE = "totals.json"
 _SHARD_NAME = re.compile(r"shard-(\d+)-(\d+)\.npz")
 
@@ -70,6 +71,8 @@ class MethodResults:
     landmarks: np.ndarray  # (n, 5, 2) float32, NaN where none
     scores: np.ndarray  # (n,) float32 detector confidence, NaN where none
     detect_ms: np.ndarray  # (n,) float32 detect + select + align time, NaN where not run
+    boxes: np.ndarray  # (n, 4) float32 the box the crop was aligned from, in the detector's image's pixels
+    points: np.ndarray  # (n, 5, 2) float32 the points the crop was aligned from, in the same pixels
     reasons: dict[int, str] = field(default_factory=dict)
     embed_seconds: float = 0.0
     wall_seconds: float = 0.0  # summed over the runs (and resumes) that filled this cache
@@ -77,12 +80,14 @@ class MethodResults:
     peak_gpu_mb: float = 0.0  # reads the cache does not lower or replace them); GPU: torch's allocated,
     peak_gpu_reserved_mb: float = 0.0  # torch's reserved,
     peak_gpu_nvml_mb: float = float("nan")  # NVML's for the process (NaN: never measured)
+    detections_reused: float = 0.0  # images aligned from cached detections, not detected (detect once, embed many)
 
     @classmethod
     def empty(cls, n: int, dim: int = 512) -> MethodResults:
         nan = np.float32("nan")
         return cls(np.full((n, dim), nan, np.float32), np.zeros(n, np.int8), np.full((n, 5, 2), nan, np.float32),
-                   np.full(n, nan, np.float32), np.full(n, nan, np.float32))
+                   np.full(n, nan, np.float32), np.full(n, nan, np.float32), np.full((n, 4), nan, np.float32),
+                   np.full((n, 5, 2), nan, np.float32))
 
     def record_peaks(self, rss_mb: float, gpu_mb: float, gpu_reserved_mb: float, gpu_nvml_mb: float) -> None:
         """Take the peaks of a run that processed images (:func:`memory_peaks`; NaN: not
@@ -112,6 +117,8 @@ class Shard:
     landmarks: np.ndarray
     scores: np.ndarray
     detect_ms: np.ndarray
+    boxes: np.ndarray
+    points: np.ndarray
     reasons: dict[int, str]  # by image index
 
     @classmethod
@@ -142,7 +149,8 @@ class Shard:
         k = len(self.indices)
         if self.indices.ndim != 1 or not np.issubdtype(self.indices.dtype, np.integer):
             return "its indices are not a list of image positions"
-        shapes = {"embeddings": (k, dim), "status": (k,), "landmarks": (k, 5, 2), "scores": (k,), "detect_ms": (k,)}
+        shapes = {"embeddings": (k, dim), "status": (k,), "landmarks": (k, 5, 2), "scores": (k,), "detect_ms": (k,),
+                  "boxes": (k, 4), "points": (k, 5, 2)}
         for name, shape in shapes.items():
             if getattr(self, name).shape != shape:
                 return f"{name} has shape {getattr(self, name).shape}, expected {shape}"
@@ -252,8 +260,10 @@ def _read_legacy(path: Path, n: int, dim: int) -> tuple[MethodResults, str]:
     try:
         with np.load(path, allow_pickle=False) as data:
             peaks = [float(data[k]) if k in data.files else 0.0 for k in ("peak_rss_mb", "peak_gpu_mb")]
-            results = MethodResults(*(data[name] for name in ROW_ARRAYS),
-                                    {int(k): v for k, v in json.loads(str(data["reasons"])).items()},
+            rows = [data[name] for name in ROW_ARRAYS[:5]]  # the single file predates the boxes and points
+            k = len(rows[1])
+            rows += [np.full((k, 4), np.nan, np.float32), np.full((k, 5, 2), np.nan, np.float32)]
+            results = MethodResults(*rows, {int(k): v for k, v in json.loads(str(data["reasons"])).items()},
                                     float(data["embed_seconds"]), float(data["wall_seconds"]), *peaks)
     except Exception as exc:  # a truncated zip, EOF, not an npz, a missing array, bad JSON ...
         return MethodResults.empty(0), f"unreadable: {type(exc).__name__}: {exc}"

@@ -10,8 +10,10 @@ LFW's framing) and counted. :func:`reference_cropper` passes reference crops thr
 from __future__ import annotations
 
 import hashlib
+import inspect
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +36,59 @@ FALLBACK_LANDMARKS = np.array(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What aligning one image produced."""
+    """What aligning one image produced: the crop, its status, the landmarks, the detector's
+    score, why it fell back; ``face`` is what the crop was aligned from (box and points in the
+    pixels of the image the cropper saw; None for reference crops), ``detect_ms`` the detection's
+    time where it was read from earlier work (None: measured now)."""
 
     crop: np.ndarray
     status: int
     landmarks: np.ndarray
     score: float = float("nan")
     reason: str = ""
+    face: Face | None = None
+    detect_ms: float | None = None
 
 
-Cropper = Callable[[Sequence[np.ndarray]], list[Outcome]]
+#: ``cropper(images, indices)``: one :class:`Outcome` per image; ``indices`` (the images' positions
+#: in the run's list) let a cropper reuse detections made earlier (:class:`KnownDetections`)
+Cropper = Callable[..., list[Outcome]]
+
+
+@dataclass(frozen=True)
+class KnownDetections:
+    """Detections made earlier of a run's images (a detection cache's rows, indexed like its image
+    list): the faces' boxes and points in the pixels of the image the detector saw, their status,
+    score, reason and detection time. A detection is known where ``status`` is not pending."""
+
+    status: np.ndarray  # (n,) int8
+    boxes: np.ndarray  # (n, 4) float32
+    points: np.ndarray  # (n, 5, 2) float32
+    scores: np.ndarray  # (n,) float32
+    detect_ms: np.ndarray  # (n,) float32
+    reasons: dict[int, str]
+
+    @classmethod
+    def of(cls, results) -> KnownDetections:
+        """The detections in a :class:`~.cache.MethodResults` (a detection cache's, or a run's)."""
+        return cls(results.status, results.boxes, results.points, results.scores, results.detect_ms,
+                   dict(results.reasons))
+
+    def knows(self, index: int) -> bool:
+        """Whether image ``index`` was detected (an unreadable image is decoded again)."""
+        return self.status[index] in (FOUND, FALLBACK)
+
+    def covers(self, indices: Sequence[int]) -> bool:
+        return all(self.knows(int(i)) for i in indices)
+
+    def outcome(self, image: np.ndarray, index: int, template: CropTemplate, mode: str) -> Outcome:
+        """The crop of image ``index`` aligned from its known face, as the detection made it (a face
+        not found: the fallback crop for this template)."""
+        ms = float(self.detect_ms[index])
+        if self.status[index] == FALLBACK:
+            return replace(_fallback(image, self.reasons.get(index, ""), template, mode), detect_ms=ms)
+        face = Face(self.boxes[index], float(self.scores[index]), self.points[index])
+        return Outcome(align(image, face, template, mode), FOUND, face.landmarks, face.score, face=face, detect_ms=ms)
 
 
 def fallback_landmarks(shape: tuple[int, ...]) -> np.ndarray:
@@ -54,27 +99,36 @@ def _fallback(image: np.ndarray, reason: str, template: CropTemplate, mode: str)
     """The crop at LFW's median face position (its box: the square the similarity would cut)."""
     landmarks = fallback_landmarks(image.shape)
     face = Face(landmark_box(landmarks, template), float("nan"), landmarks)
-    return Outcome(align(image, face, template, mode), FALLBACK, landmarks, reason=reason)
+    return Outcome(align(image, face, template, mode), FALLBACK, face.landmarks, reason=reason, face=face)
 
 
 def detector_cropper(detector, pick_face: FacePicker = pick_target_face, template: CropTemplate = ARCFACE,
-                     mode: str = "similarity") -> Cropper:
+                     mode: str = "similarity", known: KnownDetections | None = None) -> Cropper:
     """Detect a batch, pick each image's target face and align it onto ``template`` by ``mode``;
     a detector error on the batch is retried image by image so that it costs only the image
-    that causes it."""
+    that causes it. An image whose detection is ``known`` (by its index) is not detected again:
+    its crop is aligned from the known face, the same crop as the detection's first run made."""
 
-    def crop(images: Sequence[np.ndarray]) -> list[Outcome]:
+    def detect(images: Sequence[np.ndarray]) -> list[Outcome]:
         try:
             targets = refine_targets(detector, images, detector.detect(images), pick=pick_face)
         except Exception as exc:  # any backend failure; isolate the image(s) behind it
             if len(images) > 1:
-                return [o for image in images for o in crop([image])]
+                return [o for image in images for o in detect([image])]
             return [_fallback(images[0], f"{DETECTOR_ERROR}: {type(exc).__name__}: {exc}", template, mode)]
         return [
             _fallback(image, "no face found", template, mode) if face is None
-            else Outcome(align(image, face, template, mode), FOUND, face.landmarks, face.score)
+            else Outcome(align(image, face, template, mode), FOUND, face.landmarks, face.score, face=face)
             for image, face in zip(images, targets)
         ]
+
+    def crop(images: Sequence[np.ndarray], indices: Sequence[int] | None = None) -> list[Outcome]:
+        if known is None or indices is None:
+            return detect(images)
+        reuse = [known.knows(int(i)) for i in indices]
+        fresh = iter(detect([image for image, r in zip(images, reuse) if not r]) if not all(reuse) else [])
+        return [known.outcome(image, int(i), template, mode) if r else next(fresh)
+                for image, i, r in zip(images, indices, reuse)]
 
     return crop
 
@@ -84,7 +138,7 @@ def reference_cropper(size: int = ARCFACE.size) -> Cropper:
     to ``size`` where that is not their size."""
     nan = np.full((5, 2), np.nan, np.float32)
 
-    def crop(images: Sequence[np.ndarray]) -> list[Outcome]:
+    def crop(images: Sequence[np.ndarray], indices: Sequence[int] | None = None) -> list[Outcome]:
         return [Outcome(reference_crop(image, size), FOUND, nan, 1.0) for image in images]
 
     return crop
@@ -108,12 +162,13 @@ class CropperRecipe:
     weights_dir: str | Path | None = None
     template: CropTemplate = ARCFACE
     align: str = "similarity"
+    known: KnownDetections | None = None
 
     def build(self) -> Cropper:
         if self.method is None:
             return reference_cropper(self.template.size)
         detector = create_detector(self.method, device=self.device, weights_dir=self.weights_dir)
-        return detector_cropper(detector, self.pick_face, self.template, self.align)
+        return detector_cropper(detector, self.pick_face, self.template, self.align, self.known)
 
 
 @dataclass(frozen=True)
@@ -128,6 +183,16 @@ class ImageSource:
     weights_sha256: str = ""
     device: str = ""  # where the detector really runs (FaceDetector.real_device); none for reference crops
     recipe: CropperRecipe = CropperRecipe()
+    detector: object = None  # the FaceDetector behind ``cropper``; None for reference crops
+    code_version: str = ""  # a sha256 over the source of the detector and of the face choice
+
+    def reusing(self, known: KnownDetections | None) -> ImageSource:
+        """This source with ``known`` detections reused, not detected again (here and in ``recipe``)."""
+        if self.detector is None or known is None:
+            return self
+        recipe = replace(self.recipe, known=known)
+        cropper = detector_cropper(self.detector, recipe.pick_face, recipe.template, recipe.align, known)
+        return replace(self, cropper=cropper, recipe=recipe)
 
 
 def image_source(method: str, protocol: VerificationProtocol, device: str, weights_dir=None,
@@ -142,7 +207,27 @@ def image_source(method: str, protocol: VerificationProtocol, device: str, weigh
     # the device it really got, so that a replica or an actor builds it there, without asking anew
     recipe = CropperRecipe(method, protocol.pick_face, detector.real_device or device, weights_dir, template, mode)
     return ImageSource(protocol.image_root, detector_cropper(detector, protocol.pick_face, template, mode), producer,
-                       detector.model_label, weights_sha256(detector.weight_paths), detector.real_device, recipe)
+                       detector.model_label, weights_sha256(detector.weight_paths), detector.real_device, recipe,
+                       detector, code_version(type(detector), protocol.pick_face, refine_targets))
+
+
+def code_version(*objects) -> str:
+    """A sha256 over the source files of the modules that define ``objects`` (classes: with their
+    base classes'), so that a change to that code gives caches a new key. The face_alignment
+    helpers every detector uses (:mod:`face_alignment.detectors.common`) are always in it."""
+    from face_alignment.detectors import common
+
+    files = {Path(inspect.getfile(common))}
+    for obj in objects:
+        for cls in inspect.getmro(obj) if inspect.isclass(obj) else (obj,):
+            module = inspect.getmodule(cls)
+            if module is not None and getattr(module, "__file__", None) and \
+                    module.__name__.partition(".")[0] not in sys.stdlib_module_names:
+                files.add(Path(module.__file__))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def weights_sha256(paths: Sequence[Path]) -> str:

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from backbones import BaseEmbedder
+from face_alignment import Face
 from face_alignment.errors import FaceBenchError, MissingDependencyError
 
 from ..protocol.conditions import ImageCondition
@@ -120,6 +121,7 @@ class DetectActor:
 
         with PeakMemory() as memory:
             self.cropper = recipe.build()
+        self.size = recipe.template.size
         limit_threads(1)  # the actor's one CPU
         _exact_fp32()
         self.condition, self.root, self.images, self.detect_batch = condition, Path(root), images, detect_batch
@@ -130,7 +132,7 @@ class DetectActor:
         with PeakMemory() as memory:
             cropped = decode_and_crop(indices, self.images, self.root, self.condition, self.cropper, self.detect_batch)
         self.peaks = np.fmax(self.peaks, _peaks(memory))
-        return {**crop_columns(cropped), "chunk": np.full(len(cropped), int(indices[0]), np.int64),
+        return {**crop_columns(cropped, self.size), "chunk": np.full(len(cropped), int(indices[0]), np.int64),
                 **_peak_columns(self.peaks, len(cropped))}
 
 
@@ -164,31 +166,39 @@ class EmbedActor:
                 **{name: np.fmax(batch[name], mine[name]) for name in PEAKS}}
 
 
-def crop_columns(cropped: list[Cropped]) -> dict[str, np.ndarray]:
-    """The crop stage's output as columns (an unreadable image: a blank crop, ``readable`` False,
-    its reason in ``reason``)."""
+def crop_columns(cropped: list[Cropped], size: int) -> dict[str, np.ndarray]:
+    """The crop stage's output as columns (an unreadable image: a blank ``size`` crop, ``readable``
+    False, its reason in ``reason``; ``box`` and ``points``: the face the crop was aligned from,
+    ``reused``: whether its detection was read from the detection cache)."""
     nan = np.full((5, 2), np.nan, np.float32)
-    blank = np.zeros((112, 112, 3), np.uint8)
+    blank = np.zeros((size, size, 3), np.uint8)
     outcomes = [c.outcome for c in cropped]
+    faces = [None if o is None else o.face for o in outcomes]
     return {
         "index": np.array([c.index for c in cropped], np.int64),
         "readable": np.array([o is not None for o in outcomes]),
         "crop": np.stack([blank if o is None else o.crop for o in outcomes]),
         "status": np.array([0 if o is None else o.status for o in outcomes], np.int8),
         "landmarks": np.stack([nan if o is None else np.asarray(o.landmarks, np.float32) for o in outcomes]),
+        "box": np.stack([np.full(4, np.nan, np.float32) if f is None else f.bbox for f in faces]),
+        "points": np.stack([nan if f is None else f.landmarks for f in faces]),
         "score": np.array([np.nan if o is None else o.score for o in outcomes], np.float64),
         "reason": np.array([c.error if o is None else o.reason for c, o in zip(cropped, outcomes)], object),
         "detect_ms": np.array([c.detect_ms for c in cropped], np.float64),
+        "reused": np.array([o is not None and o.detect_ms is not None for o in outcomes]),
     }
 
 
 def rows_to_cropped(rows: dict[str, np.ndarray]) -> list[Cropped]:
     """The driver's :class:`~.pipeline.Cropped` of a batch of rows (without crops: they are embedded)."""
-    return [Cropped(int(index), Outcome(None, int(status), landmarks, float(score), str(reason)) if readable else None,
-                    "" if readable else str(reason), float(ms))
-            for index, readable, status, landmarks, score, reason, ms in
-            zip(rows["index"], rows["readable"], rows["status"], rows["landmarks"], rows["score"], rows["reason"],
-                rows["detect_ms"])]
+    def outcome(i: int) -> Outcome:
+        face = None if np.isnan(rows["box"][i]).all() else Face(rows["box"][i], rows["score"][i], rows["points"][i])
+        return Outcome(None, int(rows["status"][i]), rows["landmarks"][i], float(rows["score"][i]),
+                       str(rows["reason"][i]), face, float(rows["detect_ms"][i]) if rows["reused"][i] else None)
+
+    return [Cropped(int(rows["index"][i]), outcome(i) if rows["readable"][i] else None,
+                    "" if rows["readable"][i] else str(rows["reason"][i]), float(rows["detect_ms"][i]))
+            for i in range(len(rows["index"]))]
 
 
 def _peaks(memory: PeakMemory) -> np.ndarray:

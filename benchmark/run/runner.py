@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder, embedder_spec
-from backbones.spec import DEFAULT_INPUT
-from face_alignment import ALIGN_MODES
+from face_alignment import ALIGN_MODES, align
 from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import check_device, set_tf32, tf32_enabled
 from face_alignment.weights import unverified_weights
@@ -49,11 +48,20 @@ from .cache import (
     STATUS_NAMES,
     UNREADABLE,
     MethodResults,
+    Shard,
     ShardCache,
     cache_key,
     memory_peaks,
 )
-from .cropping import DETECTOR_ERROR, ImageSource, image_source, takes_reference_crops
+from .cropping import (
+    DETECTOR_ERROR,
+    ImageSource,
+    KnownDetections,
+    code_version,
+    detector_cropper,
+    image_source,
+    takes_reference_crops,
+)
 from .engine import Engine, LocalEngine, MethodWork
 from .failures import method_failure
 from .isolation import ChildOutcome, Progress, run_in_child
@@ -61,6 +69,8 @@ from .sysinfo import PeakMemory, git_commit, library_versions
 
 log = logging.getLogger(__name__)
 
+#: a sha256 over the alignment's and the croppers' code: part of every cell's cache key
+ALIGNMENT_CODE = code_version(align, detector_cropper)
 #: the values of ``--engine``: this machine's pipeline, or a Ray cluster's (benchmark.run.ray_engine)
 ENGINES = ("local", "ray")
 
@@ -294,18 +304,30 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     """Every result of ``images`` under ``condition``, resumed from the method's cache, to which
     each chunk is added as a shard; the cache (a folder named by a key over everything that
     produced its contents, ``key_parts`` too) and whether any image was processed (not all read
-    from the cache)."""
+    from the cache).
+
+    Detect once, embed many: a detector's detections (box, points, score, status) of these images
+    under ``condition`` are cached on their own (:class:`DetectionCache`), keyed by the detector
+    (weights, code) and the condition, not by the embedder or the alignment; the images they cover
+    are aligned from them and embedded, not detected again."""
     n = len(images)
+    detections = DetectionCache.of(method, source, meta, images, condition, out) if source.detector else None
+    known = detections.known(n) if detections and config.resume else None
+    source = source.reusing(known)
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
-    key = cache_key(method=method, detector=source.producer, weights=source.weights_sha256,
-                    embedder=meta["embedder_sha256"], quantized=config.quantized, flip=config.flip,
-                    backend=meta["embedder_backend"], precision=config.precision,
-                    device=embedder.device, versions=meta["versions"], root=str(source.root.resolve()),
-                    images=list(images), **_condition_key(condition), **_device_key(source, embedder),
-                    **_crop_key(embedder, config.align if method != REFERENCE else "similarity"), **key_parts)
+    key = cache_key(method=method, detections=detections.key if detections else REFERENCE,
+                    embedder=meta["embedder_sha256"], embedder_code=code_version(type(embedder)),
+                    quantized=config.quantized, flip=config.flip, backend=meta["embedder_backend"],
+                    precision=config.precision, device=embedder.device, versions=meta["versions"],
+                    root=str(source.root.resolve()), images=list(images), **_condition_key(condition),
+                    **_device_key(source, embedder), embedder_input=embedder.model_input.key(),
+                    align=config.align if source.detector else "similarity", alignment_code=ALIGNMENT_CODE,
+                    **key_parts)
     cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
     if not config.resume:
         cache.clear()
+        if detections:
+            detections.clear()
     dim = embedder.model_input.dim
     results = (cache.load(n, dim) if config.resume else None) or MethodResults.empty(n, dim)
     if results.done:
@@ -315,10 +337,42 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     def checkpoint(indices: np.ndarray) -> None:
         _check_detector_works(results)
         cache.write_chunk(results, indices)
+        if detections:
+            detections.add(results, indices, known)
         progress(results.done, n)
 
     processed = results.done < n
     return engine_for(config).run(work, results, checkpoint), cache, processed
+
+
+class DetectionCache(ShardCache):
+    """A detector's detections of a run's images under one condition, cached for every embedder and
+    alignment: the shards of :class:`MethodResults` rows without embeddings (dimension 0), in
+    ``<out>/cache/detections/<method>-<key>``, written beside each chunk of the cell that made them."""
+
+    def __init__(self, folder: Path, key: str) -> None:
+        super().__init__(folder)
+        self.key = key
+
+    @classmethod
+    def of(cls, method: str, source: ImageSource, meta: dict, images: Sequence[str], condition: ImageCondition,
+           out: Path) -> DetectionCache:
+        key = cache_key(kind="detections", method=method, detector=source.producer, weights=source.weights_sha256,
+                        code=source.code_version, versions=meta["versions"], root=str(source.root.resolve()),
+                        images=list(images), condition=condition.name, detector_device=source.device)
+        return cls(out / "cache" / "detections" / f"{method}-{key[:16]}", key)
+
+    def known(self, n: int) -> KnownDetections | None:
+        """The detections cached so far, or None."""
+        cached = self.load(n, dim=0)
+        return None if cached is None else KnownDetections.of(cached)
+
+    def add(self, results: MethodResults, indices: np.ndarray, known: KnownDetections | None) -> None:
+        """Cache the detections of a chunk's images that were not ``known`` before this run."""
+        fresh = np.array([i for i in indices if known is None or not known.knows(int(i))], np.int64)
+        if fresh.size:
+            shard = Shard.of(results, fresh)
+            replace(shard, embeddings=shard.embeddings[:, :0]).write(self.folder)
 
 
 def check_engine(engine: str) -> None:
@@ -344,15 +398,6 @@ def _condition_key(condition: ImageCondition) -> dict:
     """The condition's part of the cache key: nothing for the clean images, so that the caches of
     runs made before conditions existed are still found."""
     return {} if condition.name == CLEAN.name else {"condition": condition.name}
-
-
-def _crop_key(embedder: BaseEmbedder, align: str) -> dict:
-    """The embedder's declared input and the alignment mode in the cache key: nothing for
-    insightface's input (EdgeFace's) and the 5-point similarity, so that the caches of runs made
-    before either existed are still found."""
-    if embedder.model_input == DEFAULT_INPUT and align == "similarity":
-        return {}
-    return {"embedder_input": embedder.model_input.key(), "align": align}
 
 
 def _device_key(source: ImageSource, embedder: BaseEmbedder) -> dict:
@@ -398,4 +443,5 @@ def timing(results: MethodResults, weights_sha: str, nvml_now: float | str | Non
         "peak_gpu_torch_allocated_mb": results.peak_gpu_mb,
         "peak_gpu_torch_reserved_mb": results.peak_gpu_reserved_mb,
         "detector_weights_sha256": weights_sha,
+        "detections_reused": int(results.detections_reused),
     }
