@@ -69,9 +69,11 @@ class LocalEngine(Engine):
             checkpoint: Callable[[np.ndarray], None]) -> MethodResults:
         options = dict(flip=work.flip, workers=self.workers, detect_batch=self.detect_batch, save=checkpoint,
                        desc=work.name, progress=self.progress, condition=work.condition)
-        pending = int(np.count_nonzero(results.status == PENDING))
+        pending = np.flatnonzero(results.status == PENDING)
         wanted = resolve_detect_workers(self.detect_workers, detector_device=work.recipe.device)
-        replicas = min(wanted, -(-pending // max(1, self.detect_batch)))
+        replicas = min(wanted, -(-len(pending) // max(1, self.detect_batch)))
+        if work.recipe.known is not None and work.recipe.known.covers(pending):
+            replicas = 1  # nothing to detect: decoding and aligning need no process of their own
         if replicas <= 1:  # no process to start for one worker, or for what one slice holds
             return process_images(work.images, work.root, work.cropper, work.embedder, results, **options)
         with DetectionReplicas(replicas, work.recipe, work.images, work.root, work.condition,

@@ -362,6 +362,9 @@ class DetectionCache(ShardCache):
                         images=list(images), condition=condition.name, detector_device=source.device)
         return cls(out / "cache" / "detections" / f"{method}-{key[:16]}", key)
 
+    def _read_totals(self, results: MethodResults) -> None:
+        """Detections have no run totals (their cells have)."""
+
     def known(self, n: int) -> KnownDetections | None:
         """The detections cached so far, or None."""
         cached = self.load(n, dim=0)
