@@ -109,11 +109,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="embedder backend: PyTorch, ONNX Runtime or OpenVINO (EdgeFace: on its ONNX export), dlib "
                    "(dlib's models) (default: the model's own: torch for EdgeFace, onnx for onnx:PATH, dlib for "
                    "dlib_resnet)")
-    p.add_argument("--align", choices=ALIGN_MODES, default="similarity",
-                   help="how a face is cropped onto the embedder's template: similarity (5-point), eyes (the two "
-                   "eyes only), affine (5-point affine), roll (deepface: eye line levelled, the box cropped, "
-                   "padded), box (facenet-pytorch: the box squared with a margin, no rotation) (default: "
-                   "%(default)s)")
+    p.add_argument("--align", choices=ALIGN_MODES, default="similarity", help=ALIGN_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="embedder precision: fp16 on a CUDA GPU (openvino: its half precision), int8 on onnx/openvino "
                    "(static, calibrated on LFW images of people outside the pairs) (default: %(default)s)")
@@ -129,6 +125,32 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-process", dest="isolate", action="store_false",
                    help="run every method in this process instead of one child process each (for debugging: "
                    "a backend that crashes the process then ends the whole run)")
+
+
+ALIGN_HELP = ("how a face is cropped onto the embedder's template: similarity (5-point), eyes (the two eyes only), "
+              "affine (5-point affine), roll (deepface: eye line levelled, the box cropped, padded), box "
+              "(facenet-pytorch: the box squared with a margin, no rotation) (default: %(default)s)")
+
+
+def _names(choices: tuple[str, ...] | None = None):
+    """argparse type: a comma-separated list, each among ``choices`` where given."""
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        wrong = [n for n in names if choices and n not in choices]
+        if not names or wrong:
+            among = f" of {', '.join(choices)}" if choices else ""
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list{among}, got {text!r}")
+        return names
+
+    return parse
+
+
+def _matrix_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--embedders", type=_names(), default=(DEFAULT_EMBEDDER,), metavar="NAME,...",
+                   help="embedding models, comma-separated (`facebench embedders`; onnx:PATH too) (default: "
+                   f"{DEFAULT_EMBEDDER})")
+    p.add_argument("--aligns", type=_names(ALIGN_MODES), default=("similarity",), metavar="MODE,...",
+                   help=f"alignment modes, comma-separated, from {', '.join(ALIGN_MODES)} (default: similarity)")
 
 
 def _compare_options(p: argparse.ArgumentParser) -> None:
@@ -190,6 +212,18 @@ Writes <out>/robustness.csv, robustness_summary.csv, the heat map, degradation c
 and a report.csv row per (method, condition) named METHOD@CONDITION-SEVERITY, so that
 `facebench compare RUN:yunet@jpeg-5 RUN:mtcnn@jpeg-5` tests two methods under one condition.
 Default --out: results/robustness-<dataset>. Cached and resumable per (method, condition)."""
+
+
+MATRIX_DESCRIPTION = """\
+Every cell of --methods x --embedders x --aligns on one data set's protocol. A method detects each
+image once; its other cells align from the cached detections and only embed. Each cell is a
+report.csv row named DETECTOR+EMBEDDER+ALIGN (with detector, embedder and align columns) and has its
+per-pair scores, so `facebench compare RUN:yunet+edgeface_xs+similarity RUN:mtcnn+edgeface_xs+similarity`
+tests two cells. Also writes matrix.csv (a row per detector, a column per measure, embedder and
+alignment), matrix_ranking.csv (per embedder and alignment: the detectors ranked, McNemar's p against
+the best, Holm-corrected, and the group tied with the best), matrix_tau.csv (Kendall's tau between
+two embedders' rankings), matrix.md and heat maps. Default --out: results/matrix-<dataset>. The
+single --embedder-model and --align options are ignored here."""
 
 
 def _folds(text: str) -> tuple[int, ...]:
@@ -268,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "accuracy is then over those folds)")
     robustness.add_argument("--list-conditions", action="store_true", help="print the conditions and their "
                             "physical parameter at each severity, and exit")
+    commands.add_parser("matrix", parents=[_parent(_matrix_options), *run_parents], help="every method x embedder "
+                        "x alignment mode, detecting once: does the best detector depend on the embedder?",
+                        description=MATRIX_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands.add_parser("speed", parents=[_parent(_speed_options), data, weights, device, quiet],
                         help="throughput of each stage and embedder here; pipelined vs sequential LFW pass",
                         description=SPEED_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     command = args.command or "run"
     try:
-        commands = {"run": _run, "methods": _list_methods, "embedders": _list_embedders, "fetch-lfw": _fetch,
+        commands = {"run": _run, "matrix": _matrix, "methods": _list_methods, "embedders": _list_embedders,
+                    "fetch-lfw": _fetch,
                     "compare": _compare, "plot": _plot, "landmarks": _landmarks, "robustness": _robustness,
                     "speed": _speed}
         return commands[command](args)
@@ -324,6 +362,14 @@ def _run(args) -> int:
     return 1 if any(row.get("error") for row in rows) else 0
 
 
+def _matrix(args) -> int:
+    from .run.matrix import MatrixConfig, run_matrix
+
+    rows = run_matrix(_config(args, MatrixConfig, embedders=args.embedders, aligns=args.aligns))
+    _print_summary(rows)
+    return 1 if any(row.get("error") for row in rows) else 0
+
+
 def _robustness(args) -> int:
     from .protocol.degradations import conditions_table
     from .run.robustness import RobustnessConfig, run_robustness
@@ -340,15 +386,16 @@ def _robustness(args) -> int:
 
 
 def _print_summary(rows: list[dict]) -> None:
-    print(f"{'method':18s} {'accuracy':>9s} {'std':>7s} {'strict':>7s} {'found-acc':>9s} {'success':>8s} "
+    width = max([18, *(len(r["method"]) for r in rows)])
+    print(f"{'method':{width}s} {'accuracy':>9s} {'std':>7s} {'strict':>7s} {'found-acc':>9s} {'success':>8s} "
           f"{'AUC':>7s} {'EER':>7s} {'ms/img':>7s}")
     for r in rows:
         if r.get("error"):
-            print(f"{r['method']:18s} ERROR {r['error']}")
+            print(f"{r['method']:{width}s} ERROR {r['error']}")
             continue
-        print(f"{r['method']:18s} {r['accuracy']:9.4f} {r['accuracy_std']:7.4f} {r['strict_accuracy']:7.4f} "
-              f"{r['accuracy_found']:9.4f} "
-              f"{r['success_rate']:8.4f} {r['roc_auc']:7.4f} {r['eer']:7.4f} {r.get('detect_ms_median', 0):7.2f}")
+        print(f"{r['method']:{width}s} {r['accuracy']:9.4f} {r['accuracy_std']:7.4f} {r['strict_accuracy']:7.4f} "
+              f"{r['accuracy_found']:9.4f} {r['success_rate']:8.4f} {r['roc_auc']:7.4f} {r['eer']:7.4f} "
+              f"{r.get('detect_ms_median', 0):7.2f}")
 
 
 def _list_methods(args) -> int:

@@ -116,6 +116,17 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, str]:
     return float(stats.chi2.sf(statistic, 1)), "chi-square"
 
 
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (one family of comparisons), in their order:
+    the i-th smallest is multiplied by ``m - i`` (0-based), made non-decreasing, capped at 1."""
+    p = np.asarray(p_values, np.float64)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out.tolist()
+
+
 def paired_test(scores_a: PairScores, scores_b: PairScores, n_boot: int = N_BOOTSTRAP,
                 seed: int = SEED) -> PairedTest:
     """Bootstrap interval and McNemar's test of B against A (over the same pairs)."""

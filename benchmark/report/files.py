@@ -40,10 +40,13 @@ COLUMNS = [
     "strict_accuracy", "strict_accuracy_std",
     # the embedder's alignment mode, and the images aligned from cached detections (detect once, embed many)
     "align", "detections_reused",
+    # the detection method of the row (a matrix row's method is its cell: DETECTOR+EMBEDDER+ALIGN)
+    "detector",
 ]
 TEXT_COLUMNS = ("method", "device", "embedder", "embedder_sha256", "detector_weights_sha256", "versions",
                 "git_commit", "started_at", "error", "unverified_weights", "detector_model", "embedder_backend",
-                "precision", "dataset", "detector_device", "embedder_device", "peak_gpu_nvml_mb", "align")
+                "precision", "dataset", "detector_device", "embedder_device", "peak_gpu_nvml_mb", "align",
+                "detector")
 COUNT_COLUMNS = ("n_pairs", "n_images", "n_pairs_found", "n_failed_images", "detections_reused")
 BOOL_COLUMNS = ("flip", "tf32")
 #: the per-image log's landmark columns: x and y of each landmark in the original image's pixels

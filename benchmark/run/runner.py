@@ -254,14 +254,17 @@ def run_isolated(target: Callable[..., object], args: tuple, name: str, total: i
 
 
 def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
-                embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None) -> dict:
-    """One method's report row (``error`` says why where it failed). Without ``embedder`` (in a
-    child process) the embedder is loaded here; ``progress(done, total)`` follows the cache.
+                embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None,
+                name: str | None = None) -> dict:
+    """One method's report row (``error`` says why where it failed), named ``name`` (default: the
+    method; its score and image-log files are named so too). Without ``embedder`` (in a child
+    process) the embedder is loaded here; ``progress(done, total)`` follows the cache.
 
     The row says where each stage really ran (``detector_device``, ``embedder_device``) and whether
     TF32 was on (``tf32``; :func:`exact_fp32_on_cuda`)."""
-    row = {"method": method, **meta}
-    with method_failure(row, method):
+    name = name or method
+    row = {"method": name, "detector": method, **meta}
+    with method_failure(row, name):
         with unverified_weights(config.allow_unverified_weights) as unverified:
             if embedder is None:
                 embedder = load_embedder(config, config.device)
@@ -279,13 +282,14 @@ def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, 
                 results.record_peaks(*memory_peaks(memory))
                 cache.write_totals(results)
         scores = results.score(protocol.pairs)
-        scores.save(out / "scores" / f"{method}.npz")
-        write_image_log(out / "images" / f"{method}.csv", protocol.pairs.images, results, STATUS_NAMES)
+        scores.save(out / "scores" / f"{name}.npz")
+        write_image_log(out / "images" / f"{name}.csv", protocol.pairs.images, results, STATUS_NAMES)
         row.update(summarize(scores))
         row.update(timing(results, source.weights_sha256, memory.gpu.nvml_mb))
         row["success_rate"] = float(np.mean(results.status == FOUND))
         row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
-        log.info("%s: accuracy %.4f, success rate %.4f", method, row["accuracy"], row["success_rate"])
+        log.info("%s: accuracy %.4f, strict %.4f, success rate %.4f", name, row["accuracy"], row["strict_accuracy"],
+                 row["success_rate"])
     return row
 
 
