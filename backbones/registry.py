@@ -10,14 +10,14 @@ taken, is logged and skipped.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from face_alignment.errors import MissingDependencyError, NameTakenError, UnknownMethodError
-from face_alignment.weights import WeightSpec, find_weights, weights_dir
+from face_alignment.registry import missing_packages, readiness
+from face_alignment.weights import WeightSpec
 
 from .spec import BACKENDS, DEFAULT_INPUT, EmbedderInput, EmbedderSpec
 
@@ -103,13 +103,8 @@ def get_embedder(name: str) -> EmbedderSpec:
                                  f"{ONNX_PREFIX}PATH for an ONNX recognition model") from None
 
 
-def missing_requirements(spec: EmbedderSpec) -> list[str]:
-    """pip requirements of ``spec`` whose module cannot be imported."""
-    return [pip for module, pip in spec.requires.items() if importlib.util.find_spec(module) is None]
-
-
 def check_requirements(spec: EmbedderSpec) -> None:
-    missing = missing_requirements(spec)
+    missing = missing_packages(spec.requires)
     if missing:
         raise MissingDependencyError(f"embedder {spec.name!r} needs {', '.join(missing)}: pip install "
                                      f"{' '.join(missing)}")
@@ -118,17 +113,7 @@ def check_requirements(spec: EmbedderSpec) -> None:
 def embedder_status(name: str, weights_directory=None) -> EmbedderStatus:
     """Whether ``name`` can run here, and if not, why (a missing package or weights file)."""
     spec = get_embedder(name)
-    missing = missing_requirements(spec)
-    if missing:
-        return EmbedderStatus(name, False, f"pip install {' '.join(missing)}", spec.description)
-    absent = [w for w in spec.weights if find_weights(w, weights_directory) is None]
-    if any(not w.url for w in absent):
-        root = weights_dir(weights_directory)
-        places = ", ".join(f"{w.filename} at {root / w.relpath}" for w in absent if not w.url)
-        return EmbedderStatus(name, False, f"put {places}", spec.description)
-    if absent:
-        return EmbedderStatus(name, True, f"will download {', '.join(w.filename for w in absent)}", spec.description)
-    return EmbedderStatus(name, True, "ready", spec.description)
+    return EmbedderStatus(name, *readiness(spec.requires, spec.weights, weights_directory), spec.description)
 
 
 def list_embedders(weights_directory=None) -> list[EmbedderStatus]:

@@ -16,12 +16,15 @@ from dataclasses import fields
 
 import pandas as pd
 
+from backbones import DEFAULT_EMBEDDER
 from face_alignment.errors import FaceBenchError
 
 from .report.compare import compare_runs
 from .report.files import Run, load_run
 from .report.plots import plot_gallery, plot_overview, plot_roc
 from .run.landmarks import run_landmarks
+from .run.matrix import MatrixConfig, default_matrix_out
+from .run.matrix import run_matrix as run_matrix_cells
 from .run.robustness import RobustnessConfig, run_robustness
 from .run.runner import RunConfig, default_out, run_benchmark
 
@@ -78,6 +81,21 @@ def robustness(methods: str | Sequence[str] = ("yunet",), conditions: str = "qui
     ``results/robustness-<dataset>``."""
     config = _config("robustness", RobustnessConfig, methods, weights_dir, out, dict(options, conditions=conditions))
     return run_robustness(config)
+
+
+def run_matrix(methods: str | Sequence[str] = ("yunet",), embedders: Sequence[str] = (DEFAULT_EMBEDDER,),
+               aligns: Sequence[str] = ("similarity",), weights_dir: str | os.PathLike | None = None,
+               out: str | os.PathLike | None = None, **options) -> pd.DataFrame:
+    """Every method x embedder x alignment mode cell (as ``facebench matrix`` does), each method
+    detecting once; returns the report, a row per cell named ``DETECTOR+EMBEDDER+ALIGN`` with
+    ``detector``, ``embedder`` and ``align`` columns. ``embedders``: registered names
+    (:func:`backbones.list_embedders`) or ``onnx:PATH``; ``aligns``: of
+    :data:`face_alignment.ALIGN_MODES`; ``options``: :func:`run_lfw`'s (``dataset`` too). ``out``
+    (default ``results/matrix-<dataset>``) also holds matrix.csv, the rankings and heat maps."""
+    config = _config("run_matrix", MatrixConfig, methods, weights_dir, out,
+                     dict(options, embedders=tuple(embedders), aligns=tuple(aligns)))
+    run_matrix_cells(config)
+    return load_run(out or default_matrix_out(config.dataset)).report
 
 
 def _config(caller: str, kind, methods, weights_dir, out, options: dict):

@@ -143,9 +143,14 @@ def method_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def missing_packages(requires: dict[str, str]) -> list[str]:
+    """The pip requirements of ``requires`` (import name -> requirement) whose module cannot be imported."""
+    return [pip for module, pip in requires.items() if importlib.util.find_spec(module) is None]
+
+
 def missing_requirements(info: MethodInfo) -> list[str]:
     """pip requirements of ``info`` whose module cannot be imported."""
-    return [pip for module, pip in info.requires.items() if importlib.util.find_spec(module) is None]
+    return missing_packages(info.requires)
 
 
 def check_requirements(info: MethodInfo) -> None:
@@ -156,21 +161,26 @@ def check_requirements(info: MethodInfo) -> None:
         )
 
 
+def readiness(requires: dict[str, str], weights: Sequence[WeightSpec], weights_directory=None) -> tuple[bool, str]:
+    """Whether what needs the packages ``requires`` and the files ``weights`` can run here, and the
+    reason: ``ready``, what to install, where to put which file, or which file will be downloaded."""
+    missing = missing_packages(requires)
+    if missing:
+        return False, f"pip install {' '.join(missing)}"
+    absent = [spec for spec in weights if find_weights(spec, weights_directory) is None]
+    unobtainable = [spec for spec in absent if not spec.url]  # no official URL: only the user can put it there
+    if unobtainable:
+        root = weights_dir(weights_directory)
+        return False, f"put {', '.join(f'{spec.filename} at {root / spec.relpath}' for spec in unobtainable)}"
+    if absent:
+        return True, f"will download {', '.join(s.filename for s in absent)}"
+    return True, "ready"
+
+
 def method_status(name: str, weights_directory=None) -> MethodStatus:
     """Whether ``name`` can run here, and if not, why (missing package or weights file)."""
     info = get_method(name)
-    missing = missing_requirements(info)
-    if missing:
-        return MethodStatus(name, False, f"pip install {' '.join(missing)}", info.description)
-    root = weights_dir(weights_directory)
-    absent = [spec for spec in info.weights if find_weights(spec, weights_directory) is None]
-    unobtainable = [spec for spec in absent if not spec.url]  # no official URL: only the user can put it there
-    if unobtainable:
-        places = ", ".join(f"{spec.filename} at {root / spec.relpath}" for spec in unobtainable)
-        return MethodStatus(name, False, f"put {places}", info.description)
-    if absent:
-        return MethodStatus(name, True, f"will download {', '.join(s.filename for s in absent)}", info.description)
-    return MethodStatus(name, True, "ready", info.description)
+    return MethodStatus(name, *readiness(info.requires, info.weights, weights_directory), info.description)
 
 
 def list_methods(weights_directory=None) -> list[MethodStatus]:

@@ -24,8 +24,9 @@ def test_import_backbones_does_not_import_torch():
         import sys
         import backbones
         from backbones import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS, BaseEmbedder, Calibration, OrtSettings
-        assert BACKENDS == ("torch", "onnx", "openvino") and "int8" in PRECISIONS and DEFAULT_EMBEDDER
-        print("torch" in sys.modules)
+        assert BACKENDS == ("torch", "onnx", "openvino", "dlib") and "int8" in PRECISIONS and DEFAULT_EMBEDDER
+        assert {"edgeface_xs", "dlib_resnet"} <= {status.name for status in backbones.list_embedders()}
+        print("torch" in sys.modules or "dlib" in sys.modules)
     """)
     assert out.stdout.split() == ["False"], out.stderr
 

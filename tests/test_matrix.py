@@ -78,3 +78,13 @@ def test_a_second_matrix_run_reads_everything_from_the_cache(tmp_path):
     assert main(args) == 0
     again = load_run(tmp_path).report.set_index("method")
     assert np.array_equal(first["accuracy"], again["accuracy"]) and np.array_equal(first["wall_s"], again["wall_s"])
+
+
+@pytest.mark.shared
+def test_the_notebook_api_runs_a_matrix(tmp_path):
+    import benchmark
+
+    report = benchmark.run_matrix("yunet", embedders=["edgeface_xxs"], aligns=["eyes", "roll"], lfw_dir=RUN_ARGS[3],
+                                  weights_dir=RUN_ARGS[5], out=tmp_path, max_pairs=20, device="cpu", progress=False)
+    assert list(report["method"]) == ["yunet+edgeface_xxs+eyes", "yunet+edgeface_xxs+roll"]
+    assert (report["error"] == "").all() and report["accuracy"].between(0.5, 1.0).all()

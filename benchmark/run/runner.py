@@ -315,7 +315,7 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     (weights, code) and the condition, not by the embedder or the alignment; the images they cover
     are aligned from them and embedded, not detected again."""
     n = len(images)
-    detections = DetectionCache.of(method, source, meta, images, condition, out) if source.detector else None
+    detections = DetectionCache.of(method, source, meta, images, condition, out, key_parts) if source.detector else None
     known = detections.known(n) if detections and config.resume else None
     source = source.reusing(known)
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
@@ -360,10 +360,12 @@ class DetectionCache(ShardCache):
 
     @classmethod
     def of(cls, method: str, source: ImageSource, meta: dict, images: Sequence[str], condition: ImageCondition,
-           out: Path) -> DetectionCache:
+           out: Path, key_parts: dict) -> DetectionCache:
+        """The cache of ``method``'s detections of ``images`` under ``condition`` (``key_parts``: what
+        else shaped those images, e.g. the oracle whose landmarks place an occlusion)."""
         key = cache_key(kind="detections", method=method, detector=source.producer, weights=source.weights_sha256,
                         code=source.code_version, versions=meta["versions"], root=str(source.root.resolve()),
-                        images=list(images), condition=condition.name, detector_device=source.device)
+                        images=list(images), condition=condition.name, detector_device=source.device, **key_parts)
         return cls(out / "cache" / "detections" / f"{method}-{key[:16]}", key)
 
     def _read_totals(self, results: MethodResults) -> None:
