@@ -145,10 +145,13 @@ def _names(choices: tuple[str, ...] | None = None):
     return parse
 
 
-def _matrix_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--embedders", type=_names(), default=(DEFAULT_EMBEDDER,), metavar="NAME,...",
-                   help="embedding models, comma-separated (`facebench embedders`; onnx:PATH too) (default: "
-                   f"{DEFAULT_EMBEDDER})")
+def _embedders(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--embedders", type=_names(), default=None, metavar="NAME,...",
+                   help="embedding models, comma-separated (`facebench embedders`; onnx:PATH too); each method "
+                   "detects once for all of them (default: --embedder-model alone)")
+
+
+def _aligns(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aligns", type=_names(ALIGN_MODES), default=("similarity",), metavar="MODE,...",
                    help=f"alignment modes, comma-separated, from {', '.join(ALIGN_MODES)} (default: similarity)")
 
@@ -211,7 +214,10 @@ clean - oracle is what the embedder loses, oracle - method what the method's det
 Writes <out>/robustness.csv, robustness_summary.csv, the heat map, degradation curves and gallery,
 and a report.csv row per (method, condition) named METHOD@CONDITION-SEVERITY, so that
 `facebench compare RUN:yunet@jpeg-5 RUN:mtcnn@jpeg-5` tests two methods under one condition.
-Default --out: results/robustness-<dataset>. Cached and resumable per (method, condition)."""
+Default --out: results/robustness-<dataset>. Cached and resumable per (method, condition). With
+--embedders A,B each method detects once and every embedder gets its rows (named
+METHOD+EMBEDDER@CONDITION-SEVERITY, an `embedder` column in the tables) and its own oracle; the
+charts show the first embedder's rows."""
 
 
 MATRIX_DESCRIPTION = """\
@@ -222,8 +228,8 @@ per-pair scores, so `facebench compare RUN:yunet+edgeface_xs+similarity RUN:mtcn
 tests two cells. Also writes matrix.csv (a row per detector, a column per measure, embedder and
 alignment), matrix_ranking.csv (per embedder and alignment: the detectors ranked, McNemar's p against
 the best, Holm-corrected, and the group tied with the best), matrix_tau.csv (Kendall's tau between
-two embedders' rankings), matrix.md and heat maps. Default --out: results/matrix-<dataset>. The
-single --embedder-model and --align options are ignored here."""
+two embedders' rankings), matrix.md and heat maps. Default --out: results/matrix-<dataset>.
+--embedders defaults to --embedder-model; --align is ignored here (--aligns)."""
 
 
 def _folds(text: str) -> tuple[int, ...]:
@@ -290,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="comma-separated methods, or 'all' (default: %(default)s)")
     landmarks.add_argument("--out", default="results/landmarks", help="output folder (default: %(default)s)")
     robustness = commands.add_parser(
-        "robustness", parents=run_parents, help="accuracy with the probe degraded: blur, noise, JPEG, low "
-        "resolution, rotation, occlusion ...; the oracle tells the detector's loss from the embedder's",
+        "robustness", parents=[_parent(_embedders), *run_parents], help="accuracy with the probe degraded: blur, "
+        "noise, JPEG, low resolution, rotation, occlusion ...; the oracle tells the detector's loss from the "
+        "embedder's",
         description=ROBUSTNESS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     robustness.add_argument("--conditions", default="quick", help="quick (six conditions at severities 1, 3, 5), "
                             "all (every condition at 1 to 5), or NAME:SEVERITY,... (a severity may be a range, "
@@ -302,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "accuracy is then over those folds)")
     robustness.add_argument("--list-conditions", action="store_true", help="print the conditions and their "
                             "physical parameter at each severity, and exit")
-    commands.add_parser("matrix", parents=[_parent(_matrix_options), *run_parents], help="every method x embedder "
+    commands.add_parser("matrix", parents=[_parent(_embedders, _aligns), *run_parents], help="every method x embedder "
                         "x alignment mode, detecting once: does the best detector depend on the embedder?",
                         description=MATRIX_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands.add_parser("speed", parents=[_parent(_speed_options), data, weights, device, quiet],
@@ -365,7 +372,8 @@ def _run(args) -> int:
 def _matrix(args) -> int:
     from .run.matrix import MatrixConfig, run_matrix
 
-    rows = run_matrix(_config(args, MatrixConfig, embedders=args.embedders, aligns=args.aligns))
+    embedders = args.embedders or (args.embedder_model,)
+    rows = run_matrix(_config(args, MatrixConfig, embedders=embedders, aligns=args.aligns))
     _print_summary(rows)
     return 1 if any(row.get("error") for row in rows) else 0
 
@@ -378,7 +386,7 @@ def _robustness(args) -> int:
         print(conditions_table())
         return 0
     table, summary = run_robustness(_config(args, RobustnessConfig, conditions=args.conditions,
-                                            oracle=args.oracle, folds=args.folds or ()))
+                                            oracle=args.oracle, folds=args.folds or (), embedders=args.embedders or ()))
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for _, row in table[table["error"] != ""].iterrows():
         print(f"{row['row']}: ERROR {row['error']}")

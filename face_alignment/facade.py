@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .alignment import CROP_SIZE, align_face
+from .alignment import ARCFACE, CROP_SIZE, CropTemplate, align
 from .errors import FaceBenchError
 from .images import to_rgb_uint8
 from .registry import create_detector, get_method, list_methods
@@ -66,16 +66,20 @@ class UnifiedFaceDetector:
         image = to_rgb_uint8(image)
         return refine_targets(self._require(), [image], self.detect([image]))[0]
 
-    def align(self, image: np.ndarray, size: int = CROP_SIZE) -> np.ndarray | None:
-        """The target face aligned to the ArcFace template, or None when no face is found."""
-        return self.align_batch([image], size)[0]
+    def align(self, image: np.ndarray, size: int = CROP_SIZE, template: CropTemplate | None = None,
+              mode: str = "similarity") -> np.ndarray | None:
+        """The target face aligned, or None when no face is found: onto the ArcFace template at
+        ``size`` by default, or onto an embedder's ``template`` (``embedder.model_input.template``),
+        by alignment ``mode`` (:data:`~face_alignment.alignment.ALIGN_MODES`)."""
+        return self.align_batch([image], size, template, mode)[0]
 
-    def align_batch(self, images: Sequence[np.ndarray], size: int = CROP_SIZE) -> list[np.ndarray | None]:
+    def align_batch(self, images: Sequence[np.ndarray], size: int = CROP_SIZE, template: CropTemplate | None = None,
+                    mode: str = "similarity") -> list[np.ndarray | None]:
         """:meth:`align` over a batch, detected in one call."""
+        template = template or ARCFACE.scaled(size)
         rgb = [to_rgb_uint8(im) for im in images]
         targets = refine_targets(self._require(), rgb, self._require().detect(rgb))
-        return [None if face is None else align_face(image, face.landmarks, size)
-                for image, face in zip(rgb, targets)]
+        return [None if face is None else align(image, face, template, mode) for image, face in zip(rgb, targets)]
 
     def __repr__(self) -> str:
         state = "ready" if self.available else f"unavailable: {self.error}"

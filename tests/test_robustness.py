@@ -112,3 +112,28 @@ def test_bad_folds_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["robustness", "--folds", "0-3"])
     assert "folds are numbered 1 to 10" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_several_embedders_share_the_detections_and_keep_the_single_embedder_numbers(robustness_run, tmp_path):
+    """``--embedders edgeface_xs,edgeface_xxs``: a row per embedder (its name in the row's name),
+    the first embedder's figures those of the single-embedder run, each embedder read against its
+    own oracle, and the second embedder detecting nothing."""
+    config, _, single, _ = robustness_run
+    two = RobustnessConfig(**{**config.__dict__, "out": tmp_path, "embedders": ("edgeface_xs", "edgeface_xxs")})
+    table, summary = run_robustness(two)
+    assert (table["error"] == "").all(), table[table["error"] != ""]
+    rows = table.set_index("row")
+    for embedder in ("edgeface_xs", "edgeface_xxs"):
+        assert {f"yunet+{embedder}", f"yunet+{embedder}@rotation-2", f"oracle+{embedder}@mask_occlusion-3"} <= \
+            set(rows.index)
+        assert rows.loc[f"yunet+{embedder}", "accuracy"] == rows.loc[f"oracle+{embedder}", "accuracy"]
+    xs = table[table["embedder"] == "edgeface_xs"].set_index(["method", "condition", "severity"])
+    one = single.set_index(["method", "condition", "severity"]).loc[xs.index]
+    np.testing.assert_array_equal(xs["accuracy"], one["accuracy"])
+    np.testing.assert_array_equal(xs["strict_accuracy"], one["strict_accuracy"])
+    assert sorted(zip(summary["embedder"], summary["method"])) == [
+        ("edgeface_xs", ORACLE), ("edgeface_xs", "yunet"), ("edgeface_xxs", ORACLE), ("edgeface_xxs", "yunet")]
+    report = load_run(tmp_path).report.set_index("method")
+    assert report.loc["yunet+edgeface_xxs@rotation-2", "detections_reused"] == report.loc[
+        "yunet+edgeface_xxs@rotation-2", "n_images"]

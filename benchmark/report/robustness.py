@@ -45,20 +45,21 @@ CHART_FILES = {"heatmap": "robustness_heatmap.png", "curves": "robustness_curves
 #: the table's columns, in order
 TABLE_COLUMNS = ["method", "condition", "severity", "kind", "row", "accuracy", "accuracy_std", "strict_accuracy",
                  "strict_accuracy_std", "roc_auc", "eer", "tar_far_1e-3", "success_rate", "landmark_shift_iod",
-                 "n_pairs", "n_probes", "detect_ms_median", "wall_s", "error"]
-TEXT_COLUMNS = ("method", "condition", "kind", "row", "error")
+                 "n_pairs", "n_probes", "detect_ms_median", "wall_s", "error", "embedder"]
+TEXT_COLUMNS = ("method", "condition", "kind", "row", "error", "embedder")
 COUNT_COLUMNS = ("severity", "n_pairs", "n_probes")
-SUMMARY_COLUMNS = ["method", "clean_accuracy", "mean_accuracy", "mean_drop", "embedder_loss", "detector_loss",
-                   "detector_share", "worst_condition", "worst_accuracy", "n_conditions", "clean_strict_accuracy",
-                   "mean_strict_accuracy", "strict_detector_loss"]
+SUMMARY_COLUMNS = ["embedder", "method", "clean_accuracy", "mean_accuracy", "mean_drop", "embedder_loss",
+                   "detector_loss", "detector_share", "worst_condition", "worst_accuracy", "n_conditions",
+                   "clean_strict_accuracy", "mean_strict_accuracy", "strict_detector_loss"]
 #: the severity the heat map shows when the run has it
 HEATMAP_SEVERITY = 3
 
 
-def row_name(method: str, condition: str = CLEAN_CONDITION, severity: int = 0) -> str:
+def row_name(method: str, condition: str = CLEAN_CONDITION, severity: int = 0, embedder: str = "") -> str:
     """The report.csv name of a robustness row: the method alone when clean, else
-    ``<method>@<condition>-<severity>``."""
-    return method if condition == CLEAN_CONDITION else f"{method}@{condition}-{severity}"
+    ``<method>@<condition>-<severity>``; with ``embedder`` (a run of several) ``<method>+<embedder>...``."""
+    label = f"{method}+{embedder}" if embedder else method
+    return label if condition == CLEAN_CONDITION else f"{label}@{condition}-{severity}"
 
 
 def write_table(rows: Sequence[dict], path: str | os.PathLike) -> pd.DataFrame:
@@ -79,11 +80,20 @@ def _scored(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per method (the oracle last): its clean accuracy, its mean accuracy over the
-    degraded conditions, the mean drop from clean, the embedder's and the detector's mean loss
+    """One row per embedder and method (the oracle last): its clean accuracy, its mean accuracy over
+    the degraded conditions, the mean drop from clean, the embedder's and the detector's mean loss
     and the detector's share (module docstring), and its worst condition. Losses in accuracy
     fractions, like the accuracies. The same in strict accuracy: the clean and mean strict accuracy,
-    and the detector's mean loss in strict accuracy (NaN for a table from before strict accuracy)."""
+    and the detector's mean loss in strict accuracy (NaN for a table from before strict accuracy).
+    Each embedder's rows are read against its own oracle."""
+    table = table.assign(embedder=table["embedder"].fillna("")) if "embedder" in table else table.assign(embedder="")
+    parts = [_summarize_embedder(group).assign(embedder=embedder)
+             for embedder, group in table.groupby("embedder", sort=False)]
+    return pd.concat(parts, ignore_index=True)[SUMMARY_COLUMNS] if parts else pd.DataFrame(columns=SUMMARY_COLUMNS)
+
+
+def _summarize_embedder(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarize` of one embedder's rows."""
     ok = _scored(table)
     if "strict_accuracy" not in ok:
         ok = ok.assign(strict_accuracy=np.nan)
@@ -114,7 +124,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
             "clean_strict_accuracy": clean_strict.get(method, np.nan), "mean_strict_accuracy": strict.mean(),
             "strict_detector_loss": (oracle_strict.reindex(strict.index) - strict).mean(),
         })
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(rows, columns=[c for c in SUMMARY_COLUMNS if c != "embedder"])
 
 
 def write_summary(table: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
@@ -199,11 +209,11 @@ def plot_curves(table: pd.DataFrame) -> Figure:
 
 
 def plot_gallery(run_folder: str | os.PathLike, probe: str, conditions: Sequence, image_root: str | os.PathLike,
-                 methods: Sequence[str], oracle_method: str) -> Figure:
+                 methods: Sequence[str], oracle_method: str, embedder: str = "") -> Figure:
     """One probe under each of ``conditions`` (:class:`~benchmark.protocol.conditions.ImageCondition`
     objects, as the run applied them): the degraded image on top, then each method's crop, redrawn
     from the landmarks in its per-image log (mapped into the degraded image); the oracle's from
-    ``oracle_method``'s clean landmarks."""
+    ``oracle_method``'s clean landmarks. ``embedder``: the rows' embedder in a run of several."""
     run = load_run(run_folder)
     image = load_image(Path(image_root) / probe)
     fig = Figure(figsize=(1.5 * len(conditions) + 1.0, 1.6 * (len(methods) + 1)), layout="constrained")
@@ -213,7 +223,8 @@ def plot_gallery(run_folder: str | os.PathLike, probe: str, conditions: Sequence
         axes[0, column].imshow(conditioned.image)
         axes[0, column].set_title(condition.name, fontsize=7)
         for row, method in enumerate(methods, start=1):
-            logged = oracle_method if method == ORACLE else row_name(method, *_condition_parts(condition.name))
+            logged = (row_name(oracle_method, embedder=embedder) if method == ORACLE
+                      else row_name(method, *_condition_parts(condition.name), embedder=embedder))
             crop = _gallery_crop(run, logged, probe, conditioned)
             ax = axes[row, column]
             if crop is None:
@@ -256,9 +267,12 @@ def save_robustness_charts(out: str | os.PathLike, table: pd.DataFrame, conditio
     """The heat map, the degradation curves and (for ``probe``, under ``conditions``) the gallery,
     as PNGs in ``out`` (:data:`CHART_FILES`)."""
     out = Path(out)
+    embedders = list(dict.fromkeys(table["embedder"])) if "embedder" in table else [""]
+    embedder = embedders[0] if len(embedders) > 1 else ""  # several: the charts show the first one's rows
+    table = table[table["embedder"] == embedders[0]] if "embedder" in table else table
     written = {"heatmap": save_figure(plot_heatmap(table), out / CHART_FILES["heatmap"]),
                "curves": save_figure(plot_curves(table), out / CHART_FILES["curves"])}
     if probe is not None and conditions:
-        written["gallery"] = save_figure(plot_gallery(out, probe, conditions, image_root, methods, oracle_method),
-                                         out / CHART_FILES["gallery"])
+        written["gallery"] = save_figure(plot_gallery(out, probe, conditions, image_root, methods, oracle_method,
+                                                      embedder), out / CHART_FILES["gallery"])
     return written

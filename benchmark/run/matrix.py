@@ -25,7 +25,16 @@ from ..report.matrix import write_matrix_outputs
 from ..report.summary import write_run_outputs
 from .cropping import takes_reference_crops
 from .isolation import Progress
-from .runner import PreparedRun, RunConfig, _earlier_rows, _run_method, load_embedder, prepare_run, run_isolated
+from .runner import (
+    PreparedRun,
+    RunConfig,
+    default_out,
+    earlier_rows,
+    load_embedder,
+    method_row,
+    prepare_run,
+    run_isolated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +55,7 @@ def cell_name(method: str, embedder: str, align: str | None = None) -> str:
 
 
 def default_matrix_out(dataset: str) -> Path:
-    from .runner import default_out
-
+    """``results/matrix-<dataset>`` (a pairs file: ``results/matrix-<its name>``)."""
     return default_out(dataset).with_name(f"matrix-{default_out(dataset).name}")
 
 
@@ -66,7 +74,7 @@ def run_matrix(config: MatrixConfig) -> list[dict]:
     protocol, out = first.protocol, first.out
     names = _cell_names(config, runs)
     info = run_info(protocol, config.max_pairs)
-    report = {row["method"]: row for row in _earlier_rows(out, info, [n for cells in names.values() for n in cells])}
+    report = {row["method"]: row for row in earlier_rows(out, info, [n for cells in names.values() for n in cells])}
     write_run_info(out, info)
     rows = []
     for method in [REFERENCE, *config.methods] if REFERENCE in names else config.methods:
@@ -114,7 +122,7 @@ def _run_cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dic
             embedder = load_embedder(embedder_config, config.device)
         for align in aligns:
             before = len(rows) * n
-            rows.append(_run_method(method, replace(embedder_config, align=align), protocol,
+            rows.append(method_row(method, replace(embedder_config, align=align), protocol,
                                     {**metas[embedder_name], "align": align}, out, embedder,
                                     lambda done, total, before=before: progress(before + done, total * cells),
                                     name=cell_name(method, embedder_name, None if method == REFERENCE else align)))

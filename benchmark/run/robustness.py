@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
-from face_alignment import ARCFACE_TEMPLATE, align_face
+from face_alignment import ARCFACE, CropTemplate
 from face_alignment.alignment import similarity_transform
+from face_alignment.weights import unverified_weights
 
 from ..protocol.base import VerificationProtocol
 from ..protocol.conditions import CLEAN, Conditioned, ImageCondition
@@ -41,7 +43,7 @@ from ..report.robustness import (
     write_table,
 )
 from .cache import FOUND, STATUS_NAMES, MethodResults
-from .cropping import ImageSource, image_source, reference_cropper
+from .cropping import CropperRecipe, ImageSource, image_source
 from .failures import method_failure
 from .isolation import Progress
 from .runner import RunConfig, default_out, load_embedder, prepare_run, process_method, run_isolated, timing
@@ -59,25 +61,34 @@ class RobustnessConfig(RunConfig):
     conditions: str = "quick"
     oracle: str = DEFAULT_ORACLE
     folds: Sequence[int] = field(default_factory=tuple)
+    embedders: Sequence[str] = field(default_factory=tuple)  # several embedders; none: ``embedder_model`` alone
+
+    @property
+    def embedder_names(self) -> tuple[str, ...]:
+        return tuple(self.embedders) or (self.embedder_model,)
 
 
 class OracleAlignment(ImageCondition):
     """``condition``, then the probe aligned with its clean image's landmarks (``landmarks``: key
     -> (5, 2) points in the original image's pixels, as the oracle's method logged them, its
-    fallback centre crop's where it found no face) carried through the condition's transform.
-    The image it gives is the 112x112 crop, which the oracle's cropper passes through."""
+    fallback centre crop's where it found no face) carried through the condition's transform,
+    onto the embedder's ``template`` by the 5-point similarity. The image it gives is the crop,
+    which the oracle's cropper passes through."""
 
-    def __init__(self, condition: ImageCondition, landmarks: Mapping[str, np.ndarray], method: str) -> None:
-        self.condition, self.landmarks = condition, landmarks
+    def __init__(self, condition: ImageCondition, landmarks: Mapping[str, np.ndarray], method: str,
+                 template: CropTemplate = ARCFACE) -> None:
+        self.condition, self.landmarks, self.template = condition, landmarks, template
         self.name = f"oracle({method})/{condition.name}"
 
     def apply(self, image: np.ndarray, key: str) -> Conditioned:
         conditioned = self.condition.apply(image, key)
         points = conditioned.to_conditioned(self.landmarks[key]).astype(np.float32)
-        to_crop = similarity_transform(points, ARCFACE_TEMPLATE)
+        to_crop = similarity_transform(points, self.template.array)
         matrix = to_crop[:, :2] @ conditioned.matrix
         matrix[:, 2] += to_crop[:, 2]
-        return Conditioned(align_face(conditioned.image, points), matrix)
+        size = self.template.size
+        crop = cv2.warpAffine(conditioned.image, to_crop, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        return Conditioned(crop, matrix)
 
 
 def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -87,7 +98,9 @@ def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame
     the charts); returns the robustness table and its summary per method."""
     specs = parse_conditions(config.conditions)
     config = replace(config, out=config.out or Path("results") / f"robustness-{default_out(config.dataset).name}")
-    run = prepare_run(config)
+    runs = {name: prepare_run(replace(config, embedder_model=name)) for name in config.embedder_names}
+    run = runs[config.embedder_names[0]]
+    metas = {name: each.meta for name, each in runs.items()}
     protocol = run.protocol
     if config.folds:
         protocol = replace(protocol, pairs=select_folds(protocol.pairs, config.folds))
@@ -97,10 +110,14 @@ def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame
     rows, report, landmarks = [], [], None
     for method in [config.oracle, *(m for m in config.methods if m != config.oracle)]:  # the oracle's landmarks first
         work = _work(method, config, len(protocol.pairs.images), len(probes), len(specs))
-        args = (method, config, protocol, probes, specs, landmarks, run.meta, run.out)
+        args = (method, config, protocol, probes, specs, landmarks, metas, run.out)
         outcome = run_isolated(_robust_method, args, method, work, config.progress)
-        result = outcome.result or {"report": [{"method": method, **run.meta, "error": outcome.error}],
-                                    "rows": [_error_row(method, CLEAN_CONDITION, 0, outcome.error)], "landmarks": None}
+        named = len(metas) > 1
+        result = outcome.result or {
+            "report": [{"method": row_name(method, embedder=name if named else ""), **meta, "error": outcome.error}
+                       for name, meta in metas.items()],
+            "rows": [_error_row(method, CLEAN_CONDITION, 0, outcome.error, name, named) for name in metas],
+            "landmarks": None}
         rows.extend(result["rows"])
         report.extend(result["report"])
         if method == config.oracle:
@@ -128,10 +145,10 @@ def _probes(protocol: VerificationProtocol) -> list[str]:
 
 
 def _work(method: str, config: RobustnessConfig, n_images: int, n_probes: int, n_specs: int) -> int:
-    """The images ``method``'s process goes through: its clean pass, its passes over the probes,
-    and for the oracle's method the oracle's passes (clean and per condition)."""
-    return (n_images + n_probes * (n_specs if method in config.methods else 0)
-            + (n_probes * (1 + n_specs) if method == config.oracle else 0))
+    """The images ``method``'s process goes through, for each embedder: its clean pass, its passes
+    over the probes, and for the oracle's method the oracle's passes (clean and per condition)."""
+    return len(config.embedder_names) * (n_images + n_probes * (n_specs if method in config.methods else 0)
+                                         + (n_probes * (1 + n_specs) if method == config.oracle else 0))
 
 
 @dataclass
@@ -159,9 +176,11 @@ class _Passes:
         return results
 
 
-def _error_row(method: str, condition: str, severity: int, error: str) -> dict:
+def _error_row(method: str, condition: str, severity: int, error: str, embedder: str, named: bool) -> dict:
+    """A robustness table row without figures (``named``: the row's name holds the embedder)."""
     return {"method": method, "condition": condition, "severity": severity, "kind": _kind(condition),
-            "row": row_name(method, condition, severity), "error": error}
+            "row": row_name(method, condition, severity, embedder if named else ""), "error": error,
+            "embedder": embedder}
 
 
 def _kind(condition: str) -> str:
@@ -169,45 +188,61 @@ def _kind(condition: str) -> str:
 
 
 def _robust_method(method: str, config: RobustnessConfig, protocol: VerificationProtocol, probes: list[str],
-                   specs: Sequence[tuple[str, int]], landmarks: Mapping[str, np.ndarray] | None, meta: dict,
-                   out: Path, progress: Progress = lambda done, total: None) -> dict:
-    """One method's rows (clean and per condition; the oracle's too when ``method`` is the
-    oracle's), and, for the oracle's method, its clean landmarks of the faces it found."""
+                   specs: Sequence[tuple[str, int]], landmarks: Mapping[str, np.ndarray] | None,
+                   metas: dict[str, dict], out: Path, progress: Progress = lambda done, total: None) -> dict:
+    """One method's rows for each embedder (clean and per condition; the oracle's too when
+    ``method`` is the oracle's), and, for the oracle's method, its clean landmarks of the faces it
+    found. The embedders after the first align from the first one's detections (detect once)."""
     images = protocol.pairs.images
-    passes = _Passes(config, load_embedder(config, config.device), meta, out, progress,
-                     _work(method, config, len(images), len(probes), len(specs)))
-    source = image_source(method, protocol, config.device, config.weights_dir)
-    clean = passes(method, source, images)
-    position = {image: i for i, image in enumerate(images)}
-    rows = _Rows(method, protocol, clean, np.array([position[p] for p in probes], int), probes, meta, out)
-    rows.add(CLEAN_CONDITION, 0, clean, source)
-    is_oracle = method == config.oracle
-    if is_oracle:
-        landmarks = {image: clean.landmarks[i] for i, image in enumerate(images) if clean.status[i] == FOUND}
-    if method in config.methods:
-        for name, severity in specs:
-            with rows.failure(name, severity):
-                condition = make_condition(name, severity, landmarks)
-                rows.add(name, severity, passes(method, source, probes, condition), source)
-    if is_oracle:
-        _oracle_rows(rows, passes, specs, landmarks)
-    return {"rows": rows.table, "report": rows.report, "landmarks": landmarks if is_oracle else None}
+    total = _work(method, config, len(images), len(probes), len(specs))
+    found: dict[str, np.ndarray] | None = None
+    table: list[dict] = []
+    report: list[dict] = []
+    done_before = 0
+    for name in config.embedder_names:
+        cell = replace(config, embedder_model=name)
+        with unverified_weights(config.allow_unverified_weights):  # the parent has reported the file (meta)
+            embedder = load_embedder(cell, config.device)
+        passes = _Passes(cell, embedder, metas[name], out, progress, total, done_before)
+        source = image_source(method, protocol, config.device, config.weights_dir, embedder.model_input.template,
+                              config.align)
+        clean = passes(method, source, images)
+        position = {image: i for i, image in enumerate(images)}
+        rows = _Rows(method, protocol, clean, np.array([position[p] for p in probes], int), probes, metas[name], out,
+                     name, len(metas) > 1)
+        rows.add(CLEAN_CONDITION, 0, clean, source)
+        if method == config.oracle and found is None:
+            found = {image: clean.landmarks[i] for i, image in enumerate(images) if clean.status[i] == FOUND}
+        placed = found if method == config.oracle else landmarks
+        if method in config.methods:
+            for condition_name, severity in specs:
+                with rows.failure(condition_name, severity):
+                    condition = make_condition(condition_name, severity, placed)
+                    rows.add(condition_name, severity, passes(method, source, probes, condition), source)
+        if method == config.oracle:
+            _oracle_rows(rows, passes, specs, placed, embedder.model_input.template)
+        table.extend(rows.table)
+        report.extend(rows.report)
+        done_before = passes.done_before
+    return {"rows": table, "report": report, "landmarks": found}
 
 
 def _oracle_rows(method_rows: _Rows, passes: _Passes, specs: Sequence[tuple[str, int]],
-                 landmarks: Mapping[str, np.ndarray]) -> None:
+                 landmarks: Mapping[str, np.ndarray], template: CropTemplate) -> None:
     """The oracle's rows, clean and per condition, into ``method_rows``' lists: the probes aligned
-    with the oracle method's clean landmarks; a probe whose face that method did not find counts
-    as not found (it is aligned with the method's fallback centre crop, as the method was)."""
+    onto ``template`` with the oracle method's clean landmarks; a probe whose face that method did
+    not find counts as not found (it is aligned with the method's fallback centre crop, as the
+    method was)."""
     clean, protocol, config = method_rows.clean, method_rows.protocol, passes.config
     every = dict(zip(protocol.pairs.images, clean.landmarks))
-    source = ImageSource(protocol.image_root, reference_cropper(), f"oracle:{config.oracle}")
+    recipe = CropperRecipe(template=template)
+    source = ImageSource(protocol.image_root, recipe.build(), f"oracle:{config.oracle}", recipe=recipe)
     oracle = replace(method_rows, method=ORACLE, table=[], report=[],
                      probe_found=clean.status[method_rows.probe_index] == FOUND)
     for name, severity in [(CLEAN_CONDITION, 0), *specs]:
         with oracle.failure(name, severity):
             condition = OracleAlignment(CLEAN if severity == 0 else make_condition(name, severity, landmarks), every,
-                                        config.oracle)
+                                        config.oracle, template)
             oracle.add(name, severity, passes(ORACLE, source, method_rows.probes, condition), source)
     method_rows.table.extend(oracle.table)
     method_rows.report.extend(oracle.report)
@@ -225,6 +260,8 @@ class _Rows:
     probes: list[str]
     meta: dict
     out: Path
+    embedder: str = ""
+    named: bool = False  # the rows' names hold the embedder (a run of several)
     table: list[dict] = field(default_factory=list)
     report: list[dict] = field(default_factory=list)
     probe_found: np.ndarray | None = None  # the oracle's: where its method found the clean face
@@ -232,7 +269,7 @@ class _Rows:
     @contextmanager
     def failure(self, condition: str, severity: int) -> Iterator[None]:
         """A block whose exception becomes the error row of (condition, severity), not the run's end."""
-        row = _error_row(self.method, condition, severity, "")
+        row = _error_row(self.method, condition, severity, "", self.embedder, self.named)
         with method_failure(row, row["row"]):
             yield
         if row["error"]:
@@ -240,7 +277,7 @@ class _Rows:
             self.report.append({"method": row["row"], **self.meta, "error": row["error"]})
 
     def add(self, condition: str, severity: int, results: MethodResults, source: ImageSource) -> None:
-        name = row_name(self.method, condition, severity)
+        name = row_name(self.method, condition, severity, self.embedder if self.named else "")
         pairs = self.protocol.pairs
         if self.method != ORACLE and condition == CLEAN_CONDITION:
             scores, images, found = results.score(pairs), pairs.images, results.status == FOUND
@@ -261,7 +298,8 @@ class _Rows:
         self.report.append({"method": name, **self.meta, **metrics, **times, "success_rate": float(np.mean(found)),
                             "n_failed_images": int(np.count_nonzero(~found)), "n_pairs": len(pairs),
                             "n_images": len(images), "detector_model": source.model})
-        self.table.append({**_error_row(self.method, condition, severity, ""), **metrics, **times,
+        self.table.append({**_error_row(self.method, condition, severity, "", self.embedder, self.named), **metrics,
+                           **times,
                            "success_rate": float(np.mean(found)), "n_pairs": len(pairs), "n_probes": len(images),
                            "landmark_shift_iod": self._landmark_shift(results, condition)})
 

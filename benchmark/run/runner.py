@@ -198,16 +198,16 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     if protocol.reference_dir and takes_reference_crops(run.embedder.model_input.template):
         methods.insert(0, REFERENCE)
     info = run_info(protocol, config.max_pairs)
-    report = {row["method"]: row for row in _earlier_rows(out, info, methods)}
+    report = {row["method"]: row for row in earlier_rows(out, info, methods)}
     write_run_info(out, info)
     rows = []
     for method in methods:
         if config.isolate:
-            child = run_isolated(_run_method, (method, config, protocol, meta, out), method,
+            child = run_isolated(method_row, (method, config, protocol, meta, out), method,
                                  len(protocol.pairs.images), config.progress)
             row = child.result or {"method": method, **meta, "error": child.error}
         else:
-            row = _run_method(method, config, protocol, meta, out, run.embedder)
+            row = method_row(method, config, protocol, meta, out, run.embedder)
         rows.append(row)
         report[method] = row  # an earlier row of the method is replaced where it stood
         write_report(list(report.values()), out / "report.csv")
@@ -216,7 +216,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     return rows
 
 
-def _earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
+def earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
     """The rows ``out/report.csv`` already holds, when an earlier run there scored the same pairs:
     a rerun with fewer methods keeps the others' rows (their scores and logs are still there). Over
     other pairs they cannot stand beside this run's rows, and are dropped with a warning."""
@@ -253,7 +253,7 @@ def run_isolated(target: Callable[..., object], args: tuple, name: str, total: i
     return child
 
 
-def _run_method(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
+def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
                 embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None,
                 name: str | None = None) -> dict:
     """One method's report row (``error`` says why where it failed), named ``name`` (default: the
