@@ -88,3 +88,9 @@ def test_the_notebook_api_runs_a_matrix(tmp_path):
                                   weights_dir=RUN_ARGS[5], out=tmp_path, max_pairs=20, device="cpu", progress=False)
     assert list(report["method"]) == ["yunet+edgeface_xxs+eyes", "yunet+edgeface_xxs+roll"]
     assert (report["error"] == "").all() and report["accuracy"].between(0.5, 1.0).all()
+
+
+def test_a_cell_is_drawn_in_its_detectors_colour():
+    from benchmark.report.plots import method_color
+
+    assert method_color("yunet+edgeface_xxs+box") == method_color("yunet") != method_color("mtcnn+edgeface_xs+eyes")

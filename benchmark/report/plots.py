@@ -56,8 +56,10 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
 
 
 def method_color(method: str) -> str:
-    """The colour of ``method`` in every chart: fixed for built-ins, a checksum pick otherwise."""
-    return METHOD_COLORS.get(method) or EXTRA_COLORS[zlib.crc32(method.encode()) % len(EXTRA_COLORS)]
+    """The colour of ``method`` in every chart: fixed for built-ins, a checksum pick otherwise; a
+    matrix cell (``DETECTOR+EMBEDDER+ALIGN``) takes its detector's."""
+    detector = method.partition("+")[0]
+    return METHOD_COLORS.get(detector) or EXTRA_COLORS[zlib.crc32(detector.encode()) % len(EXTRA_COLORS)]
 
 
 def _as_run(run: Run | str | os.PathLike) -> Run:
@@ -75,8 +77,11 @@ def _results(report: pd.DataFrame) -> pd.DataFrame:
 def _title(report: pd.DataFrame) -> str:
     first = report.iloc[0]
     flip = ", flip TTA" if bool(first.get("flip", False)) else ""
+    embedders = list(dict.fromkeys(report["embedder"]))
+    embedder = (f"embedder {describe_embedder(first)}" if len(embedders) == 1
+                else f"embedders {', '.join(embedders)} (a matrix: one row per cell)")
     return (f"{dataset_label(first)} verification, {int(first['n_pairs'])} pairs over {int(first['n_images'])} images; "
-            f"embedder {describe_embedder(first)}{flip}")
+            f"{embedder}{flip}")
 
 
 def _bars(ax, rows: pd.DataFrame, column: str, labels: Sequence[str], title: str, xlabel: str,
