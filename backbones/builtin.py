@@ -6,6 +6,7 @@ from __future__ import annotations
 from face_alignment.weights import MANIFEST, resolve_weights
 
 from .base import BaseEmbedder, embedder_label
+from .dlib_resnet import DLIB_RESNET_INPUT, build_dlib_resnet
 from .registry import register_embedder
 from .spec import EmbedderRequest, EmbedderSpec
 
@@ -33,8 +34,6 @@ register_embedder("edgeface_xs", weights=(MANIFEST["edgeface_xs_q"],), requires=
                   description=_EDGEFACE.format("XS"))(_edgeface)
 register_embedder("edgeface_xxs", weights=(MANIFEST["edgeface_xxs_q"],), requires={"timm": "timm"},
                   description=_EDGEFACE.format("XXS"))(_edgeface)
-
-from .dlib_resnet import DLIB_RESNET_INPUT, build_dlib_resnet  # noqa: E402  (kept with its registration)
 
 register_embedder("dlib_resnet", model_input=DLIB_RESNET_INPUT, backends=("dlib",),
                   requires={"dlib": "dlib-bin", "face_recognition_models": "face-recognition-models"},

@@ -4,7 +4,7 @@ against: ``python -m benchmark.dlib_reference [--max-pairs N]``.
 As dlib's ``face_recognition.py`` example does it: the HOG frontal detector (one upsampling), the
 5-point shape predictor, ``dlib.get_face_chip(image, shape, 150, 0.25)`` and the ResNet's 128-d
 descriptor (no jitter), all from the ``face_recognition_models`` wheel; the target face of an image
-is the detection whose centre is nearest the image centre. A face not found has no descriptor: its
+is the one the suite picks (the largest whose box holds the image centre). A face not found has no descriptor: its
 pairs are decided "different", so the accuracy printed is the strict one (with the fraction of
 images found beside it). Scored with the suite's protocol (10 folds, insightface's threshold rule).
 """
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from face_alignment import load_image
+from face_alignment import Face, load_image, pick_target_face
 from face_alignment.detectors.dlib import model_file
 
 from .protocol.lfw import lfw_protocol
@@ -24,13 +24,12 @@ from .protocol.scores import pair_scores, summarize
 CHIP_SIZE, CHIP_PADDING, UPSAMPLE = 150, 0.25, 1
 
 
-def central(detections, shape: tuple[int, ...]):
-    """The detection whose centre is nearest the image centre, or None."""
-    if not detections:
-        return None
-    centre = np.array([shape[1], shape[0]]) / 2.0
-    return min(detections, key=lambda r: np.hypot((r.left() + r.right()) / 2 - centre[0],
-                                                  (r.top() + r.bottom()) / 2 - centre[1]))
+def target(detections, shape: tuple[int, ...]):
+    """The detection the suite's rule picks (:func:`~face_alignment.pick_target_face`: the largest
+    face whose box holds the image centre, else the largest), or None."""
+    faces = [Face((r.left(), r.top(), r.right(), r.bottom()), 1.0, np.zeros((5, 2))) for r in detections]
+    chosen = pick_target_face(faces, shape)
+    return None if chosen is None else detections[next(i for i, f in enumerate(faces) if f is chosen)]
 
 
 def run(lfw_dir=None, max_pairs: int | None = None, batch: int = 64) -> dict:
@@ -48,7 +47,7 @@ def run(lfw_dir=None, max_pairs: int | None = None, batch: int = 64) -> dict:
     started = time.perf_counter()
     for i, name in enumerate(images):
         image = load_image(protocol.image_root / name)
-        face = central(list(detector(image, UPSAMPLE)), image.shape)
+        face = target(list(detector(image, UPSAMPLE)), image.shape)
         if face is not None:
             chips.append(dlib.get_face_chip(image, predictor(image, face), CHIP_SIZE, CHIP_PADDING))
             where.append(i)

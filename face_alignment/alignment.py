@@ -99,7 +99,12 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) 
     ndarray, size x size x 3 uint8 RGB
     """
     template = ARCFACE_TEMPLATE * (size / CROP_SIZE)
-    matrix = similarity_transform(np.asarray(landmarks).reshape(5, 2), template)
+    return warp(image, similarity_transform(np.asarray(landmarks).reshape(5, 2), template), size)
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` x ``size`` crop that the (2, 3) ``matrix`` (image pixels -> crop pixels) cuts:
+    bilinear, black beyond the image. Every alignment warps through here."""
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
@@ -270,9 +275,8 @@ def align(image: np.ndarray, face: Face, template: CropTemplate = ARCFACE, mode:
     -------
     ndarray, ``template.size x template.size x 3`` uint8 RGB
     """
-    matrix = alignment_matrix(face, template, mode)
     size = template.size
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    crop = warp(image, alignment_matrix(face, template, mode), size)
     if mode == "roll":  # deepface pads the resized cut with black, it does not show what lies beyond
         left, top, right, bottom = roll_padding(face, template)
         crop[:top] = 0

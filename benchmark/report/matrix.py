@@ -86,9 +86,6 @@ def rank_agreement(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot_heatmap(table: pd.DataFrame, rows: str, columns: str, title: str):
     """A heat map of accuracy, ``rows`` x ``columns`` of ``table``, each cell annotated in percent."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     grid = table.pivot_table(index=rows, columns=columns, values="accuracy", sort=False)

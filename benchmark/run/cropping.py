@@ -126,7 +126,8 @@ def detector_cropper(detector, pick_face: FacePicker = pick_target_face, templat
         if known is None or indices is None:
             return detect(images)
         reuse = [known.knows(int(i)) for i in indices]
-        fresh = iter(detect([image for image, r in zip(images, reuse) if not r]) if not all(reuse) else [])
+        unknown = [image for image, r in zip(images, reuse) if not r]
+        fresh = iter(detect(unknown) if unknown else [])
         return [known.outcome(image, int(i), template, mode) if r else next(fresh)
                 for image, i, r in zip(images, indices, reuse)]
 

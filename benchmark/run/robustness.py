@@ -17,12 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from face_alignment import ARCFACE, CropTemplate
-from face_alignment.alignment import similarity_transform
+from face_alignment.alignment import similarity_transform, warp
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import VerificationProtocol
@@ -86,9 +85,7 @@ class OracleAlignment(ImageCondition):
         to_crop = similarity_transform(points, self.template.array)
         matrix = to_crop[:, :2] @ conditioned.matrix
         matrix[:, 2] += to_crop[:, 2]
-        size = self.template.size
-        crop = cv2.warpAffine(conditioned.image, to_crop, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        return Conditioned(crop, matrix)
+        return Conditioned(warp(conditioned.image, to_crop, self.template.size), matrix)
 
 
 def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -254,8 +254,8 @@ def run_isolated(target: Callable[..., object], args: tuple, name: str, total: i
 
 
 def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
-                embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None,
-                name: str | None = None) -> dict:
+               embedder: BaseEmbedder | None = None, progress: Progress = lambda done, total: None,
+               name: str | None = None) -> dict:
     """One method's report row (``error`` says why where it failed), named ``name`` (default: the
     method; its score and image-log files are named so too). Without ``embedder`` (in a child
     process) the embedder is loaded here; ``progress(done, total)`` follows the cache.
@@ -323,8 +323,9 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
                     embedder=meta["embedder_sha256"], embedder_code=code_version(type(embedder)),
                     quantized=config.quantized, flip=config.flip, backend=meta["embedder_backend"],
                     precision=config.precision, device=embedder.device, versions=meta["versions"],
-                    root=str(source.root.resolve()), images=list(images), **_condition_key(condition),
-                    **_device_key(source, embedder), embedder_input=embedder.model_input.key(),
+                    root=str(source.root.resolve()), images=list(images), condition=condition.name,
+                    detector_device=source.device, embedder_device=embedder.real_device,
+                    tf32=_tf32(source.device, embedder.real_device), embedder_input=embedder.model_input.key(),
                     align=config.align if source.detector else "similarity", alignment_code=ALIGNMENT_CODE,
                     **key_parts)
     cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
@@ -365,7 +366,8 @@ class DetectionCache(ShardCache):
         else shaped those images, e.g. the oracle whose landmarks place an occlusion)."""
         key = cache_key(kind="detections", method=method, detector=source.producer, weights=source.weights_sha256,
                         code=source.code_version, versions=meta["versions"], root=str(source.root.resolve()),
-                        images=list(images), condition=condition.name, detector_device=source.device, **key_parts)
+                        images=list(images), condition=condition.name, detector_device=source.device,
+                        tf32=_tf32(source.device), **key_parts)
         return cls(out / "cache" / "detections" / f"{method}-{key[:16]}", key)
 
     def _read_totals(self, results: MethodResults) -> None:
@@ -403,21 +405,13 @@ def engine_for(config: RunConfig) -> Engine:
     return LocalEngine(config.workers, config.detect_batch, config.progress, config.detect_workers)
 
 
-def _condition_key(condition: ImageCondition) -> dict:
-    """The condition's part of the cache key: nothing for the clean images, so that the caches of
-    runs made before conditions existed are still found."""
-    return {} if condition.name == CLEAN.name else {"condition": condition.name}
-
-
-def _device_key(source: ImageSource, embedder: BaseEmbedder) -> dict:
-    """Where the stages really ran, and TF32, in the cache key: nothing when both ran on the CPU,
-    so that caches made before devices were recorded are still found (they all ran there)."""
-    devices = {"detector_device": source.device, "embedder_device": embedder.real_device}
-    if set(devices.values()) <= {"cpu", ""}:
-        return {}
+def _tf32(*devices: str) -> bool:
+    """Whether TF32 is on where a stage runs on CUDA (a cache key's part; torch is imported only then)."""
+    if not any("cuda" in device for device in devices):
+        return False
     from face_alignment.runtime import tf32_enabled
 
-    return {**devices, "tf32": tf32_enabled()}
+    return tf32_enabled()
 
 
 def _check_detector_works(results: MethodResults) -> None:
