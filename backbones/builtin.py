@@ -1,6 +1,6 @@
 """The built-in embedders, registered on the registry's first lookup: EdgeFace-XS (the default)
-and EdgeFace-XXS on PyTorch, ONNX Runtime or OpenVINO, and dlib's ResNet on dlib. Building one
-imports its libraries; registering imports none."""
+and EdgeFace-XXS on PyTorch, ONNX Runtime or OpenVINO, and dlib's ResNet on PyTorch or dlib. Building
+one imports its libraries; registering imports none."""
 from __future__ import annotations
 
 from face_alignment.weights import MANIFEST, resolve_weights
@@ -35,7 +35,8 @@ register_embedder("edgeface_xs", weights=(MANIFEST["edgeface_xs_q"],), requires=
 register_embedder("edgeface_xxs", weights=(MANIFEST["edgeface_xxs_q"],), requires={"timm": "timm"},
                   description=_EDGEFACE.format("XXS"))(_edgeface)
 
-register_embedder("dlib_resnet", model_input=DLIB_RESNET_INPUT, backends=("dlib",),
+register_embedder("dlib_resnet", model_input=DLIB_RESNET_INPUT, backends=("torch", "dlib"),
                   requires={"dlib": "dlib-bin", "face_recognition_models": "face-recognition-models"},
                   description="dlib ResNet (face_recognition_resnet_model_v1), dlib's 150x150 face chip "
-                              "as five points, 128-d; CPU")(build_dlib_resnet)
+                              "as five points, 128-d; torch (rebuilt from the model file) or dlib's own runner",
+                  )(build_dlib_resnet)
