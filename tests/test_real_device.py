@@ -9,10 +9,10 @@ import pytest
 
 from face_alignment import create_detector, list_methods, runtime
 from face_alignment.runtime import joined_devices, module_device, onnx_session, provider_options, session_device
-from tests.conftest import WEIGHTS_DIR
+from tests.conftest import WEIGHTS_DIR, method_params, optional_module
 
 STATUS = {s.name: s for s in list_methods(WEIGHTS_DIR)}
-METHODS = [pytest.param(n, marks=pytest.mark.skipif(not s.ready, reason=s.reason)) for n, s in STATUS.items()]
+METHODS = method_params(STATUS.values())
 #: detectors that build without a GPU when asked for one: their backend never uses torch's CUDA
 CPU_BACKENDS = ["yunet", "yolov5_face", "yolov8_face", "rtmpose", "mediapipe", "dlib"]
 
@@ -91,12 +91,12 @@ def test_each_embedder_on_the_cpu_reports_cpu(backend):
     from backbones import create_embedder
 
     if backend == "openvino":
-        pytest.importorskip("openvino")
+        optional_module("openvino")
     assert create_embedder(backend, weights_dir=WEIGHTS_DIR, device="cpu").real_device == "cpu"
 
 
 def test_module_device_and_joined_devices():
-    torch = pytest.importorskip("torch")
+    torch = optional_module("torch")
 
     assert module_device(torch.nn.Linear(2, 2)) == "cpu"
     assert module_device(torch.nn.ReLU(), default="cuda:0") == "cuda:0"  # no weights: the default

@@ -134,6 +134,7 @@ def test_replicas_share_the_cores_less_the_embedders():
     assert replica_threads(2, cores=2) == replica_threads(1, cores=1) == 1
 
 
+@pytest.mark.shared
 def test_limit_threads_sets_opencv_torch_and_the_detectors_onnxruntime(monkeypatch):
     """A replica's share of the cores reaches OpenCV, torch and the onnxruntime session of a
     detector made after it (YOLOv5-face, real weights); made before, onnxruntime's default stays."""

@@ -15,8 +15,9 @@ from face_alignment.detectors.retinaface import (
     load_network,
 )
 from face_alignment.errors import WeightsError
+from tests.conftest import optional_module
 
-torch = pytest.importorskip("torch")
+torch = optional_module("torch")
 
 
 def test_prior_boxes_for_640():
@@ -80,7 +81,7 @@ def test_resnet50_layout_round_trips(tmp_path):
     """No Resnet50_Final.pth is available offline: this checks the architecture's keys and shapes
     against the biubug6 layout and that a DataParallel-style (``module.``) dict of it loads
     strictly through the detector. It does not check accuracy."""
-    pytest.importorskip("torchvision")
+    optional_module("torchvision")
     state = build_network("resnet50").state_dict()
     expected = {
         "body.conv1.weight": (64, 3, 7, 7),

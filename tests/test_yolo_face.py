@@ -13,7 +13,7 @@ from face_alignment.detectors.yolov5_face import YOLOv5FaceDetector
 from face_alignment.detectors.yolov5_face import decode_level as decode_v5
 from face_alignment.detectors.yolov8_face import YOLOv8FaceDetector, dfl_expectation
 from face_alignment.detectors.yolov8_face import decode_level as decode_v8
-from tests.conftest import SHARED, WEIGHTS_DIR
+from tests.conftest import SHARED, WEIGHTS_DIR, optional_module
 
 # ultralytics reads these when first imported (collection runs before any test): never go online
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -104,7 +104,7 @@ def test_ultralytics_pt_route(tmp_path, sample_images):
     """Checks the plumbing of ``weights=<file>.pt`` (load through ultralytics, colour order,
     result conversion), not accuracy: the model is a YOLOv8n-pose built from Ultralytics' YAML
     with one class and five keypoints and random weights."""
-    ultralytics = pytest.importorskip("ultralytics")
+    ultralytics = optional_module("ultralytics")
     from ultralytics.utils import YAML
 
     cfg = YAML.load(os.path.join(os.path.dirname(ultralytics.__file__), "cfg/models/v8/yolov8-pose.yaml"))
