@@ -4,8 +4,6 @@ dlib's chips, the PyTorch rebuild of the network against dlib's own runner, batc
 registry's backend rules, and accuracy on a quick LFW subset."""
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 import pytest
@@ -26,7 +24,7 @@ from backbones.dlib_resnet import (
 from face_alignment import FaceBenchError, load_image, pick_target_face
 from face_alignment.alignment import ARCFACE, align, similarity_transform
 from face_alignment.landmark_maps import IBUG_68, to_five
-from tests.conftest import LFW_DIR, LFW_IMAGES, SAMPLE_IMAGES
+from tests.conftest import IN_CI, LFW_DIR, LFW_IMAGES, SAMPLE_IMAGES
 
 pytestmark = pytest.mark.shared
 
@@ -37,7 +35,7 @@ try:
 
     model_file(MODEL_FILENAME)
 except Exception as exc:  # dlib or the model package missing
-    if os.environ.get("CI") == "true":  # CI installs both: a missing one is a failure there
+    if IN_CI:  # CI installs both: a missing one is a failure there
         raise
     pytest.skip(f"dlib_resnet needs dlib and its models (pip install dlib-bin face-recognition-models): {exc}",
                 allow_module_level=True)
