@@ -28,6 +28,7 @@ from benchmark.protocol.pairs import read_pairs
 from benchmark.run.cache import FOUND, ROW_ARRAYS, MethodResults, ShardCache
 from benchmark.run.cropping import CropperRecipe
 from benchmark.run.engine import LocalEngine, MethodWork
+from benchmark.run.holdpoint import HOLD_AFTER_CHUNKS, holding_line
 from benchmark.run.ray_engine import ActorPlan, RayEngine, plan_actors
 from benchmark.run.runner import RunConfig, load_embedder
 from face_alignment import pick_target_face
@@ -39,8 +40,7 @@ pytestmark = [pytest.mark.shared, pytest.mark.filterwarnings("ignore::Deprecatio
 
 #: 60 pairs: 96 images, one chunk
 SMALL_PAIRS, SMALL_IMAGES = 60, 96
-#: 720 pairs: 1,070 images, five chunks (4 x 256, 46), so that a kill after the first shard leaves
-#: work (with three, the actors finished the other two before the kill landed on an idle machine)
+#: 720 pairs: 1,070 images, five chunks (4 x 256, 46): a kill after the first shard leaves work
 MAX_PAIRS, N_IMAGES = 720, 1070
 SUBSET = ["--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR), "--device", "cpu"]
 YUNET = CropperRecipe("yunet", pick_target_face, "cpu", WEIGHTS_DIR)
@@ -114,27 +114,27 @@ def _method_process(proc: subprocess.Popen, deadline: float) -> psutil.Process:
 
 
 def test_a_ray_run_whose_driver_is_killed_resumes_to_the_same_numbers(ray_address, tmp_path, caplog):
-    """SIGKILL of the Ray driver (the method's process of a CLI run on the cluster) once a shard
-    is written: the run records the crash and ends; run again, it resumes from the shards, on the
-    same cluster, to the local engine's numbers."""
+    """SIGKILL of the Ray driver (the method's process of a CLI run on the cluster) once it has
+    written its first shard (it holds there, ``FACEBENCH_HOLD_AFTER_CHUNKS``, so the kill lands at
+    the same point on any machine): the run records the crash and ends; run again, it resumes
+    from the shard, on the same cluster, to the local engine's numbers."""
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "--methods", "yunet", *SUBSET, "--max-pairs",
                              str(MAX_PAIRS), "--engine", "ray", "--ray-address", ray_address, "--out", str(out),
-                             "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    driver = _method_process(proc, deadline)
-    while not list(out.glob("cache/yunet-*/shard-*.npz")):
-        assert proc.poll() is None, f"the run ended (status {proc.returncode}) before a shard:\n{proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no shard within 300 s"
-        time.sleep(0.02)
+                             "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, HOLD_AFTER_CHUNKS: "1"})
+    driver = _method_process(proc, time.monotonic() + 300)
+    lines = []
+    while holding_line(1) not in (line := proc.stderr.readline()):
+        assert line, f"the run ended (status {proc.wait()}) before it held:\n{''.join(lines)}"
+        lines.append(line)
     driver.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=120) == 1  # a method failed, the run ended
     assert "Traceback" not in proc.stderr.read()
     cache = _cache(out)
     first = cache.load(N_IMAGES)
-    # whole chunks (in any order), and work left
-    assert 0 < first.done < N_IMAGES and first.done % 256 in (0, N_IMAGES % 256)
-    assert _report(out)["yunet"]["error"] == f"crashed (SIGKILL) after {first.done}/{N_IMAGES} images; rerun to resume"
+    assert first.done == 256 and len(cache.shard_paths()) == 1  # the first chunk cached, the rest not
+    assert _report(out)["yunet"]["error"] == f"crashed (SIGKILL) after 256/{N_IMAGES} images; rerun to resume"
     kept = {path: path.stat().st_mtime_ns for path in cache.shard_paths()}
 
     caplog.set_level(logging.INFO)

@@ -1,7 +1,8 @@
 """Interrupted runs resume from the cache; stale or damaged caches are never reused.
 
 The kills are real: the CLI runs in a subprocess (its methods in a child process of their own)
-and gets SIGINT (to its process group, as Ctrl-C in a terminal), SIGTERM and SIGKILL."""
+and gets SIGINT (to its process group, as Ctrl-C in a terminal), SIGTERM and SIGKILL. Each lands
+at a known point: the run holds there (``FACEBENCH_HOLD_AFTER_CHUNKS``) until it is killed."""
 from __future__ import annotations
 
 import logging
@@ -20,6 +21,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.run.cache import PENDING, ROW_ARRAYS, TOTALS, MethodResults, ShardCache
+from benchmark.run.holdpoint import HOLD_AFTER_CHUNKS, holding_line
 from benchmark.run.isolation import GRACE_SECONDS, INTERRUPTED
 from benchmark.run.runner import RunConfig, run_benchmark
 from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
@@ -31,12 +33,14 @@ CHUNK = 256  # images per cached chunk (shard) of the runner (process_images' de
 
 
 class CliRun:
-    """``python -m benchmark`` in a subprocess and session of its own, its stderr collected."""
+    """``python -m benchmark`` in a subprocess and session of its own, its stderr collected; it
+    holds once it has cached ``hold`` chunks of its own (:mod:`benchmark.run.holdpoint`)."""
 
-    def __init__(self, out: Path) -> None:
-        self.out = out
+    def __init__(self, out: Path, hold: int) -> None:
+        self.out, self.hold = out, hold
+        env = {**os.environ, HOLD_AFTER_CHUNKS: str(hold)}
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmark", *RUN_ARGS, "--out", str(out)], cwd=REPO,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                                      start_new_session=True, preexec_fn=interruptible)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True)
@@ -52,6 +56,9 @@ class CliRun:
             assert self.proc.poll() is None, f"run ended (status {self.proc.returncode}) before {what}:\n{self.stderr}"
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.05)
+
+    def wait_until_held(self) -> None:
+        self.wait_until(lambda: holding_line(self.hold) in self.stderr, f"the run holds after {self.hold} chunks")
 
     def method_process(self) -> psutil.Process:
         """The child process that runs the method (multiprocessing's spawn)."""
@@ -85,16 +92,11 @@ def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out / "cache")): p.read_bytes() for p in (out / "cache").rglob("*") if p.is_file()}
 
 
-def _done(out: Path) -> int:
-    cache = _cache(out)
-    return cache.done if cache else 0
-
-
 def test_kill_and_resume_gives_the_uninterrupted_numbers(tmp_path, caplog):
     out = tmp_path / "interrupted"
     # Ctrl-C in the middle of the method, once its first chunk is saved
-    run = CliRun(out)
-    run.wait_until(lambda: _done(out) >= CHUNK, "the first chunk is cached")
+    run = CliRun(out, hold=1)
+    run.wait_until_held()
     assert run.kill(signal.SIGINT, "group") == INTERRUPTED
     assert "interrupted; finished work is cached" in run.stderr
     first = _cache(out)
@@ -103,13 +105,14 @@ def test_kill_and_resume_gives_the_uninterrupted_numbers(tmp_path, caplog):
     (shard,) = ShardCache(next((out / "cache").glob("yunet-*"))).shard_paths()
     first_shard = shard.stat()
 
-    # then, while resumed runs work: SIGTERM to the run, SIGKILL to the run (its orphaned child
-    # must stop by itself), SIGKILL to the method's child process (a crash, or the OOM killer)
+    # then, as resumed runs start their work: SIGTERM to the run, SIGKILL to the run (its orphaned
+    # child must stop by itself), SIGKILL to the method's child process (a crash, or the OOM killer)
     for sig, target, status in ((signal.SIGTERM, "parent", INTERRUPTED), (signal.SIGKILL, "parent", -signal.SIGKILL),
                                 (signal.SIGKILL, "child", 1)):
-        run = CliRun(out)
-        run.wait_until(lambda: "yunet: resuming from" in run.stderr, "the run resumes")  # noqa: B023
-        assert f"({CHUNK}/{N_IMAGES} images done)" in run.stderr
+        run = CliRun(out, hold=0)
+        run.wait_until_held()
+        assert f"yunet: resuming from {next((out / 'cache').glob('yunet-*'))} ({CHUNK}/{N_IMAGES} images done)" \
+            in run.stderr
         assert run.kill(sig, target) == status, run.stderr
         again = _cache(out)  # readable, and nothing finished was lost or redone
         np.testing.assert_array_equal(again.status, first.status)

@@ -64,6 +64,7 @@ from .cropping import (
 )
 from .engine import Engine, LocalEngine, MethodWork
 from .failures import method_failure
+from .holdpoint import hold_point
 from .isolation import ChildOutcome, Progress, run_in_child
 from .sysinfo import PeakMemory, git_commit, library_versions
 
@@ -338,13 +339,18 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     if results.done:
         log.info("%s: resuming from %s (%d/%d images done)", method, cache.folder, results.done, n)
     progress(results.done, n)
+    saved = 0
+    hold_point(saved)
 
     def checkpoint(indices: np.ndarray) -> None:
+        nonlocal saved
         _check_detector_works(results)
         cache.write_chunk(results, indices)
         if detections:
             detections.add(results, indices, known)
         progress(results.done, n)
+        saved += 1
+        hold_point(saved)
 
     processed = results.done < n
     return engine_for(config).run(work, results, checkpoint), cache, processed
