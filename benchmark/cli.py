@@ -19,6 +19,7 @@ from face_alignment.errors import FaceBenchError
 
 from .fetch import LFW_BASE_URL
 from .report import compare
+from .run.failures import UNWRITABLE
 
 DESCRIPTION = """\
 Benchmark face detectors / aligners on LFW or CFP: every method's faces aligned to the same ArcFace
@@ -336,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         return commands[command](args)
     except FaceBenchError as exc:
         print(f"facebench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a report or chart that cannot be written: one line, not a traceback
+        if exc.errno not in UNWRITABLE:
+            raise
+        print(f"facebench: error: cannot write {exc.filename}: {exc.strerror}; finished chunks are kept: make room "
+              "(or make the folder writable) and run the same command again to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("facebench: interrupted; finished work is cached, run the same command again to resume",

@@ -26,6 +26,8 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from face_alignment.errors import FaceBenchError
+
 #: exit status of a child stopped by an interrupt (as a shell reports death by SIGINT)
 INTERRUPTED = 130
 #: seconds a child whose parent died, or that was asked to stop, has to finish cleanly
@@ -62,7 +64,8 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
 
     ``progress(done, total)`` is how ``target`` reports the images its cache holds; each report
     is passed on to ``on_progress`` here. ``target`` and ``args`` must be picklable (a
-    module-level function, plain data).
+    module-level function, plain data). A :class:`FaceBenchError` that ``target`` lets out (what
+    stops a whole run, e.g. an output folder that cannot be written) is raised here.
     """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
@@ -70,7 +73,7 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
                             name=f"facebench-{name}")
     start_without_callers_main(child)
     sender.close()  # the child holds the only writing end: the pipe ends when it does
-    outcome, progress = ChildOutcome(), None
+    outcome, progress, raised = ChildOutcome(), None, None
     try:
         for message in _messages(receiver, child):
             kind, payload = message
@@ -82,12 +85,16 @@ def run_in_child(target: Callable[..., object], args: tuple, name: str,
                     on_progress(*payload)
             elif kind == "result":
                 outcome.result = payload
+            elif kind == "raised":
+                raised = payload
         child.join()
     except BaseException:  # KeyboardInterrupt (Ctrl-C, or SIGTERM through the CLI): stop the child first
         stop_process(child)
         raise
     finally:
         receiver.close()
+    if raised is not None:
+        raise raised
     if outcome.result is None:
         outcome.error = _describe_death(child.exitcode, progress)
     return outcome
@@ -157,6 +164,8 @@ def _child_main(sender, target: Callable[..., object], args: tuple, log_level: i
         channel.send(("result", result))
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED)
+    except FaceBenchError as exc:  # what stops the whole run (a method's own failures are its row's error)
+        channel.send(("raised", exc))
     # everything is written and sent: end as a forked multiprocessing child does, running the
     # exit handlers (they release semaphores) but skipping the interpreter's teardown, which
     # takes seconds once torch is loaded

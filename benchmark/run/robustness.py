@@ -267,7 +267,7 @@ class _Rows:
     def failure(self, condition: str, severity: int) -> Iterator[None]:
         """A block whose exception becomes the error row of (condition, severity), not the run's end."""
         row = _error_row(self.method, condition, severity, "", self.embedder, self.named)
-        with method_failure(row, row["row"]):
+        with method_failure(row, row["row"], self.out):
             yield
         if row["error"]:
             self.table.append(row)

@@ -265,7 +265,7 @@ def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
     TF32 was on (``tf32``; :func:`exact_fp32_on_cuda`)."""
     name = name or method
     row = {"method": name, "detector": method, **meta}
-    with method_failure(row, name):
+    with method_failure(row, name, out):
         with unverified_weights(config.allow_unverified_weights) as unverified:
             if embedder is None:
                 embedder = load_embedder(config, config.device)
