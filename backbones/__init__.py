@@ -12,7 +12,8 @@ from importlib import import_module
 _EXPORTS = {
     "ARCHITECTURES": ".edgeface", "EdgeFace": ".edgeface", "LowRankLinear": ".edgeface",
     "load_edgeface": ".edgeface", "read_checkpoint": ".edgeface",
-    "BACKENDS": ".spec", "DEFAULT_EMBEDDER": ".base", "PRECISIONS": ".base", "BaseEmbedder": ".base",
+    "AUTO": ".spec", "BACKENDS": ".spec", "resolve_backend": ".factory",
+    "DEFAULT_EMBEDDER": ".base", "PRECISIONS": ".base", "BaseEmbedder": ".base",
     "check_embedder": ".base",
     "Embedder": ".torch_embedder", "create_embedder": ".factory",
     "OnnxEmbedder": ".onnx_embedder", "OpenVinoEmbedder": ".onnx_embedder", "onnx_model_path": ".onnx_export",

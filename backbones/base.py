@@ -121,8 +121,18 @@ class BaseEmbedder:
             out.append(np.asarray(emb, dtype=np.float32))
         if not out:
             return np.zeros((0, self.model_input.dim), dtype=np.float32)
-        emb = np.concatenate(out)
+        emb = self.check_finite(np.concatenate(out))
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    def check_finite(self, emb: np.ndarray) -> np.ndarray:
+        """``emb``, unless it holds NaN or infinity: then a clear error, not embeddings that would
+        score every pair alike (OpenVINO's fp16 overflows in EdgeFace on CPUs with real fp16
+        arithmetic, AVX-512 FP16, where it gave NaN for every crop)."""
+        if not np.isfinite(emb).all():
+            hint = " (half precision overflows in this model here: use fp32)" if self.precision == "fp16" else ""
+            raise FaceBenchError(f"embedder {self.name} ({self.backend} {self.precision}) gave non-finite "
+                                 f"embeddings{hint}")
+        return emb
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.backend}, {self.precision}, device={self.device!r})"

@@ -96,7 +96,7 @@ class OpenVinoEmbedder(BaseEmbedder):
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = ov.Core().compile_model(str(model_path), "CPU", config)
         self.inference_precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
-        log.info("openvino embedder %s (%s): CPU, inference precision %s", Path(model_path).name, precision,
+        log.debug("openvino embedder %s (%s): CPU, inference precision %s", Path(model_path).name, precision,
                  self.inference_precision)
         super().__init__("cpu", batch_size, name, weights_path, precision, model_input)
         self.model_path = Path(model_path)

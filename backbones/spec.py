@@ -14,6 +14,8 @@ from face_alignment.weights import WeightSpec
 
 #: every backend an embedder may run on: PyTorch, ONNX Runtime and OpenVINO (on an ONNX file), and
 #: dlib's own network runner (dlib's models only)
+#: the backend that picks the fastest one installed for the device (``backbones.factory.resolve_backend``)
+AUTO = "auto"
 BACKENDS = ("torch", "onnx", "openvino", "dlib")
 
 

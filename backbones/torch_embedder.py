@@ -89,4 +89,4 @@ class Embedder(BaseEmbedder):
                 emb = torch.nn.functional.normalize(emb, dim=1, eps=1e-12)
                 out[start:start + len(host)].copy_(emb, non_blocking=True)
         compute.synchronize()
-        return out.numpy().copy()  # the pinned buffer goes back to torch's cache
+        return self.check_finite(out.numpy().copy())  # the pinned buffer goes back to torch's cache

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 
-from backbones import BACKENDS, DEFAULT_EMBEDDER, PRECISIONS
+from backbones import AUTO, BACKENDS, DEFAULT_EMBEDDER, PRECISIONS
 from face_alignment.alignment import ALIGN_MODES
 from face_alignment.errors import FaceBenchError
 
@@ -106,10 +106,11 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="the embedding model: a registered one (`facebench embedders` lists them) or onnx:PATH, any "
                    "ONNX recognition model (insightface's conventions, overridable by PATH.json) (default: "
                    "%(default)s)")
-    p.add_argument("--embedder", choices=BACKENDS, default=None,
+    p.add_argument("--embedder", choices=(AUTO, *BACKENDS), default=AUTO,
                    help="embedder backend: PyTorch, ONNX Runtime or OpenVINO (EdgeFace: on its ONNX export), dlib "
-                   "(dlib's models) (default: the model's own: torch for EdgeFace, onnx for onnx:PATH, dlib for "
-                   "dlib_resnet)")
+                   "(dlib's own runner for dlib_resnet), or auto: the fastest one installed that the model runs on "
+                   "and that gives PyTorch's numbers (on a CPU OpenVINO, then ONNX Runtime, then PyTorch; on CUDA "
+                   "PyTorch); the report's embedder_backend column says which ran (default: %(default)s)")
     p.add_argument("--align", choices=ALIGN_MODES, default="similarity", help=ALIGN_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="embedder precision: fp16 on a CUDA GPU (openvino: its half precision), int8 on onnx/openvino "

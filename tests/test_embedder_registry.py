@@ -6,7 +6,16 @@ import shutil
 import numpy as np
 import pytest
 
-from backbones import create_embedder, embedder_names, embedder_spec, get_embedder, list_embedders, register_embedder
+from backbones import (
+    AUTO,
+    create_embedder,
+    embedder_names,
+    embedder_spec,
+    get_embedder,
+    list_embedders,
+    register_embedder,
+    resolve_backend,
+)
 from backbones.onnx_export import onnx_model_path
 from backbones.onnx_model import onnx_model_spec
 from backbones.spec import DEFAULT_INPUT, EmbedderInput
@@ -118,13 +127,15 @@ def test_onnx_path_of_a_missing_file_says_so(tmp_path):
 
 @pytest.mark.shared
 def test_a_run_with_onnx_path_gives_the_torch_rows_numbers(edgeface_onnx, tmp_path):
-    """The whole benchmark with ``--embedder-model onnx:PATH`` (EdgeFace-XS's export) against the
-    shared torch run: the same accuracy columns."""
+    """The whole benchmark with ``--embedder-model onnx:PATH --embedder onnx`` (EdgeFace-XS's export)
+    against the shared run of the registered model on its default backend: the same accuracy columns."""
     from tests.shared_runs import METRICS, RUN_ARGS, report_row, uninterrupted_run
 
-    assert main([*RUN_ARGS, "--embedder-model", f"onnx:{edgeface_onnx}", "--out", str(tmp_path), "--quiet"]) == 0
-    torch_row, onnx_row = report_row(uninterrupted_run()), report_row(tmp_path)
+    assert main([*RUN_ARGS, "--embedder-model", f"onnx:{edgeface_onnx}", "--embedder", "onnx", "--out", str(tmp_path),
+                 "--quiet"]) == 0
+    registered_row, onnx_row = report_row(uninterrupted_run()), report_row(tmp_path)
     assert (onnx_row["embedder"], onnx_row["embedder_backend"]) == ("edgeface_xs", "onnx")
-    assert torch_row["embedder"] == "edgeface_xs" and torch_row["embedder_backend"] == "torch"
+    assert registered_row["embedder"] == "edgeface_xs"
+    assert registered_row["embedder_backend"] == resolve_backend(embedder_spec("edgeface_xs"), AUTO, "fp32", "cpu")
     for metric in METRICS:
-        assert float(onnx_row[metric]) == pytest.approx(float(torch_row[metric]), abs=1e-6), metric
+        assert float(onnx_row[metric]) == pytest.approx(float(registered_row[metric]), abs=1e-6), metric

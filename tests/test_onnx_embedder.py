@@ -74,6 +74,22 @@ def test_openvino_fp32_matches_torch(model_path, embedder, crops64):
     assert mse <= 1e-6 and max_cos <= 1e-5, (mse, max_cos)
 
 
+def test_openvino_fp16_is_close_to_fp32_or_a_clear_error(model_path, embedder, crops64):
+    """OpenVINO's half precision: bf16 on CPUs with AVX-512 BF16 only (the AMD EPYC of the README's
+    table: within 0.02 points of fp32 on LFW); real fp16 on CPUs with AVX-512 FP16, where EdgeFace
+    overflows and every embedding was NaN (an Intel Xeon with AMX): that must be an error that says
+    so, never NaN embeddings that score every pair alike."""
+    ov = OpenVinoEmbedder(model_path, "cpu", precision="fp16")
+    try:
+        half = ov.embed(crops64)
+    except FaceBenchError as exc:
+        assert "non-finite embeddings (half precision overflows in this model here: use fp32)" in str(exc)
+        return
+    assert np.isfinite(half).all()
+    mse, max_cos = _parity(half, embedder.embed(crops64))
+    assert max_cos <= 0.05, (mse, max_cos)
+
+
 def test_onnx_embedding_does_not_depend_on_batch(model_path, crops64):
     emb = OnnxEmbedder(model_path, "cpu", batch_size=64)
     alone = np.concatenate([emb.embed(c[None]) for c in crops64[:16]])

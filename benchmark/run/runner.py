@@ -20,7 +20,15 @@ import numpy as np
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from backbones import DEFAULT_EMBEDDER, BaseEmbedder, check_embedder, create_embedder, embedder_spec
+from backbones import (
+    AUTO,
+    DEFAULT_EMBEDDER,
+    BaseEmbedder,
+    check_embedder,
+    create_embedder,
+    embedder_spec,
+    resolve_backend,
+)
 from face_alignment import ALIGN_MODES, align
 from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import check_device, set_tf32, tf32_enabled
@@ -95,7 +103,9 @@ class RunConfig:
     flip: bool = False
     embedder_model: str = DEFAULT_EMBEDDER  # a registered embedder (backbones.embedder_names) or onnx:PATH
     embedder_weights: str | Path | None = None
-    embedder_backend: str | None = None  # torch | onnx | openvino | dlib (backbones.BACKENDS); None: the model's own
+    # auto (the fastest installed for the device, embedder_backend()), torch | onnx | openvino | dlib
+    # (backbones.BACKENDS), or None: the model's own default
+    embedder_backend: str | None = AUTO
     align: str = "similarity"  # how a face is cropped onto the embedder's template (face_alignment.ALIGN_MODES)
     precision: str = "fp32"  # fp32 | fp16 | int8
     quantized: bool = False
@@ -132,12 +142,19 @@ def default_out(dataset: str) -> Path:
     return Path("results") / (dataset if dataset == "lfw" or dataset in CFP_PROTOCOLS else Path(dataset).stem)
 
 
+def embedder_backend(config: RunConfig) -> str:
+    """The backend ``config.embedder_backend`` means for its model and device (``auto``:
+    :func:`~backbones.factory.resolve_backend`); the same in every process of a run on one machine."""
+    return resolve_backend(embedder_spec(config.embedder_model), config.embedder_backend, config.precision,
+                           config.device, config.quantized)
+
+
 def load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
     """The embedder ``config`` asks for on ``device`` (INT8: calibrated first)."""
     from .calibration import run_calibration
 
     calibration = run_calibration(config) if config.precision == "int8" else None
-    return create_embedder(config.embedder_backend, config.precision, config.embedder_model, config.embedder_weights,
+    return create_embedder(embedder_backend(config), config.precision, config.embedder_model, config.embedder_weights,
                            config.weights_dir, device, config.batch_size, config.quantized, calibration)
 
 
@@ -159,7 +176,7 @@ def prepare_run(config: RunConfig, out: str | Path | None = None) -> PreparedRun
     the weights and describe them (each method's process loads its own)."""
     # the embedder's combination first: only fp16 needs to know whether there is a GPU (torch)
     spec = embedder_spec(config.embedder_model)
-    backend = config.embedder_backend or spec.default_backend
+    backend = embedder_backend(config)
     check_embedder(backend, config.precision, "cpu" if config.quantized else config.device, config.quantized, spec)
     if config.align not in ALIGN_MODES:
         raise FaceBenchError(f"unknown alignment {config.align!r}; choose one of {', '.join(ALIGN_MODES)}")
