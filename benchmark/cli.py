@@ -182,7 +182,11 @@ def _speed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=_positive, help="rounds per throughput (default: 5, --quick 2)")
     p.add_argument("--cache-dir", help="where exported / quantized ONNX models are kept (default: "
                    "~/.cache/facebench/onnx)")
-    p.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1 or 2,4 (default: %(default)s)")
+    p.add_argument("--sections", default="1,2,3,4,5",
+                   help="which sections to run, e.g. 1 or 2,4 (default: %(default)s)")
+    p.add_argument("--command-from", action="append", default=[], metavar="DIR",
+                   help="section 5: also time the whole command of another checkout of this project (the code "
+                   "before a change: git worktree add DIR COMMIT), back to back with this one; repeatable")
     p.add_argument("--replica-methods", help="comma-separated detectors for the replicas section (default: "
                    "yunet,mtcnn; with --quick: yunet)")
     p.add_argument("--replica-workers", default="1,2",
@@ -192,15 +196,17 @@ def _speed_options(p: argparse.ArgumentParser) -> None:
 
 
 SPEED_DESCRIPTION = """\
-How fast each stage runs on this machine, in four sections: (1) a full LFW pass (6,000 pairs) with
+How fast each stage runs on this machine, in five sections: (1) a full LFW pass (6,000 pairs) with
 YuNet and the embedder, models loaded: the pipelined runner against a plain sequential loop (wall
 time, CPU time, peak RSS, accuracy, their ratio); (2) images per second of decoding, of each ready
 detector and of alignment; (3) the embedder per backend and precision at batch 64 on the reference
 crops (aligned-112): images per second, ratio to PyTorch fp32, LFW accuracy, agreement with PyTorch
 fp32, model size, and onnxruntime's CPU settings; (4) detection replicas: the full LFW pass per
 detector with each number of --detect-workers side by side (wall and CPU time, accuracy, whether
-every image's result is identical to one worker's). Throughputs are medians over rounds in which the
-compared paths take turns. Timings are only comparable on one machine, when it is otherwise idle."""
+every image's result is identical to one worker's); (5) the whole `facebench --methods yunet` command in
+a fresh process against the plain loop (benchmark.plain_loop) in one, and against the command of other
+checkouts (--command-from DIR: before and after a change, back to back). Throughputs are medians over
+rounds in which the compared paths take turns. Timings are only comparable on one machine, when it is otherwise idle."""
 
 
 ROBUSTNESS_DESCRIPTION = """\
@@ -488,7 +494,7 @@ def _speed(args) -> int:
     run(SpeedOptions(args.lfw_dir, args.aligned_dir, args.weights_dir, args.device, names(args.embedder) or (),
                      args.precision, names(args.methods), args.repeats, args.cache_dir,
                      names(args.sections) or (), args.quick, names(args.replica_methods),
-                     tuple(int(n) for n in names(args.replica_workers) or (1,))))
+                     tuple(int(n) for n in names(args.replica_workers) or (1,)), tuple(args.command_from)))
     return 0
 
 

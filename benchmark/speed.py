@@ -22,7 +22,13 @@ Sections, in the order they run and print:
    detector of ``--replica-methods`` (default YuNet and MTCNN; ``--quick``: YuNet) with each
    number of ``--detect-workers`` (default 1 and 2; :mod:`benchmark.run.replicas`), side by side:
    wall time, CPU time of this process and its replicas, accuracy, and whether every image's
-   result equals the first count's. One round each (MTCNN's pass takes minutes on 2 cores).
+   result equals the first count's. One round each (MTCNN's pass takes minutes on 2 cores);
+5. the whole command: ``facebench --methods yunet`` over the LFW pairs (``--quick``: 40) in a
+   fresh process, start-up, spawned method process, model loading, reports and charts included,
+   against the plain loop (:mod:`benchmark.plain_loop`, PyTorch, in a fresh process too), and
+   against the same command from other checkouts (``--command-from DIR``: the code before a
+   change, run back to back with it); wall time (median of the rounds, the commands taking turns),
+   the ratio to the plain loop, and each one's accuracy.
 
 Throughputs are the median over ``--repeats`` rounds with the min..max beside it; in each round
 every compared path runs once, in turn, so that paths compared share the machine's load.
@@ -52,20 +58,20 @@ from face_alignment.errors import FaceBenchError
 from face_alignment.runtime import resolve_device
 from face_alignment.weights import resolve_weights
 
+from .plain_loop import EMBED_BATCH, sequential_pass
 from .protocol.lfw import find_lfw_dir, lfw_protocol
 from .protocol.pairs import PairList, subset_pairs
 from .protocol.scores import pair_scores, summarize
-from .run.cache import UNREADABLE, MethodResults
+from .run.cache import MethodResults
 from .run.calibration import lfw_calibration
 from .run.cropping import CropperRecipe, detector_cropper
 from .run.engine import LocalEngine, MethodWork
-from .run.pipeline import process_images, safe_load
+from .run.pipeline import process_images
 from .run.sysinfo import PeakMemory
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 64
-SECTIONS = ("1", "2", "3", "4")
+SECTIONS = ("1", "2", "3", "4", "5")
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class SpeedOptions:
     quick: bool = False
     replica_methods: tuple[str, ...] | None = None  # detectors of section 4 (None: yunet, mtcnn; --quick: yunet)
     detect_workers: tuple[int, ...] = (1, 2)  # section 4's numbers of detection replicas
+    command_from: tuple[str, ...] = ()  # section 5: other checkouts whose command runs beside this one
 
 
 @dataclass
@@ -191,6 +198,19 @@ class ReplicaTiming:
         return float(np.median(self.walls))
 
 
+@dataclass(frozen=True)
+class CommandTiming:
+    """Section 5: one whole command's rounds (wall seconds) and the accuracy it printed."""
+
+    name: str
+    walls: tuple[float, ...]
+    accuracy: float
+
+    @property
+    def wall(self) -> float:
+        return float(np.median(self.walls))
+
+
 @dataclass
 class SpeedReport:
     """Every section's measurements (those of the sections that ran)."""
@@ -203,6 +223,7 @@ class SpeedReport:
     embedders: list[EmbedderTiming]
     embedders_not_run: dict[str, str]
     replicas: list[ReplicaTiming] = field(default_factory=list)
+    commands: list[CommandTiming] = field(default_factory=list)
 
 
 def run(options: SpeedOptions) -> SpeedReport:
@@ -226,6 +247,8 @@ def run(options: SpeedOptions) -> SpeedReport:
     if "4" in options.sections:
         methods = options.replica_methods or (("yunet",) if options.quick else ("yunet", "mtcnn"))
         report.replicas = replica_passes(data, options, sizes, methods)
+    if "5" in options.sections:
+        report.commands = whole_commands(data, options, sizes)
     return report
 
 
@@ -322,31 +345,6 @@ def _check_backends(backends: tuple[str, ...]) -> None:
     if unknown or not backends:
         raise FaceBenchError(f"--embedder: unknown backend {', '.join(unknown) or '(none given)'}; "
                              f"choose from {', '.join(BACKENDS)}")
-
-
-def sequential_pass(images: list[str], root: Path, cropper, embedder, results: MethodResults) -> MethodResults:
-    """The plain loop the pipeline is measured against: each image decoded, detected and aligned
-    in turn, each batch of 64 crops embedded when it fills; nothing overlaps."""
-    pending: list[tuple[int, object]] = []
-
-    def embed_pending() -> None:
-        embeddings = embedder.embed(np.stack([o.crop for _, o in pending]))
-        for (i, outcome), embedding in zip(pending, embeddings):
-            results.embeddings[i], results.status[i] = embedding, outcome.status
-            results.landmarks[i], results.scores[i] = outcome.landmarks, outcome.score
-        pending.clear()
-
-    for i, rel in enumerate(images):
-        image, error = safe_load(root / rel)
-        if image is None:
-            results.status[i], results.reasons[i] = UNREADABLE, error
-            continue
-        pending.append((i, cropper([image])[0]))
-        if len(pending) == EMBED_BATCH:
-            embed_pending()
-    if pending:
-        embed_pending()
-    return results
 
 
 def _calibration(data: SpeedData):
@@ -579,4 +577,58 @@ def replica_passes(data: SpeedData, options: SpeedOptions, sizes: Sizes,
                   f"(x{timing.wall / base.wall:4.2f} of {base.detect_workers}'s)   CPU {timing.cpus[i]:6.1f} s "
                   f"({timing.cpus[i] / timing.walls[i]:4.2f} cores)   accuracy {timing.accuracy:.4f}   "
                   f"{'results identical' if timing.same_as_first else 'RESULTS DIFFER'} to {workers[0]} worker(s)")
+    return timings
+
+
+# -- 5. the whole command ----------------------------------------------------------------------------
+
+PLAIN_LOOP = "plain loop (torch)"
+
+
+def whole_commands(data: SpeedData, options: SpeedOptions, sizes: Sizes) -> list[CommandTiming]:
+    """The whole ``facebench --methods yunet`` command of this checkout (and of each of
+    ``options.command_from``) against the plain loop, each in a fresh process, taking turns."""
+    import subprocess
+    import sys
+    import tempfile
+
+    here = Path(__file__).resolve().parents[1]
+    lfw = ["--lfw-dir", str(data.image_root.parent), *(["--weights-dir", str(data.weights_dir)]
+                                                        if data.weights_dir else [])]
+    subset = ["--max-pairs", str(sizes.pairs)] if sizes.pairs else []
+    checkouts = {"facebench (this checkout)": here, **{f"facebench ({Path(d).name})": Path(d).resolve()
+                                                       for d in options.command_from}}
+    print(f"\n5. the whole command: facebench --methods yunet --device cpu over {sizes.pairs or len(data.pairs)} "
+          "pairs in a fresh process (imports, the method's process, model loading, reports and charts included) "
+          f"against the plain loop in one; wall time, median of {sizes.pass_rounds} rounds taking turns")
+
+    def command(root: Path) -> Callable[[], float]:
+        def run_once() -> float:
+            with tempfile.TemporaryDirectory() as out:
+                subprocess.run([sys.executable, "-m", "benchmark", "--methods", "yunet", "--device", "cpu", *lfw,
+                                *subset, "--out", out, "--no-resume", "--quiet"], cwd=root, check=True,
+                               stdout=subprocess.DEVNULL)
+                report = (Path(out) / "report.csv").read_text().splitlines()
+                header, row = report[0].split(","), report[-1].split(",")
+                return float(row[header.index("accuracy")])
+        return run_once
+
+    def plain_loop() -> float:
+        done = subprocess.run([sys.executable, "-m", "benchmark.plain_loop", *lfw, *subset], cwd=here, check=True,
+                              capture_output=True, text=True)
+        return float(done.stdout.split()[-1])
+
+    paths = {**{name: command(root) for name, root in checkouts.items()}, PLAIN_LOOP: plain_loop}
+    walls: dict[str, list[float]] = {name: [] for name in paths}
+    accuracies: dict[str, float] = {}
+    for _ in range(sizes.pass_rounds):
+        for name, work in paths.items():
+            start = time.perf_counter()
+            accuracies[name] = work()
+            walls[name].append(time.perf_counter() - start)
+    timings = [CommandTiming(name, tuple(walls[name]), accuracies[name]) for name in paths]
+    loop = timings[-1].wall
+    for t in timings:
+        print(f"   {t.name:34s} wall {t.wall:6.1f} s ({min(t.walls):.1f}..{max(t.walls):.1f})   "
+              f"{t.wall / loop:4.2f}x the plain loop   accuracy {t.accuracy:.4f}")
     return timings

@@ -9,12 +9,12 @@ import pytest
 
 from backbones.onnx_embedder import OnnxEmbedder
 from backbones.onnx_export import onnx_model_path
+from benchmark.plain_loop import sequential_pass
 from benchmark.protocol.pairs import read_pairs
 from benchmark.protocol.scores import summarize
 from benchmark.run.cache import MethodResults
 from benchmark.run.cropping import detector_cropper, reference_cropper
 from benchmark.run.pipeline import process_images
-from benchmark.speed import sequential_pass
 from face_alignment import create_detector
 from tests.conftest import ALIGNED_DIR, LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 

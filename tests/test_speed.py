@@ -37,8 +37,13 @@ def test_quick_speed_run_measures_every_section(tmp_path_factory, capsys):
     assert [(r.method, r.detect_workers) for r in report.replicas] == [("yunet", 1), ("yunet", 2)]
     assert all(r.same_as_first and r.wall > 0 and r.cpus[0] > 0 for r in report.replicas)
     assert {r.accuracy for r in report.replicas} == {report.passes[0].accuracies[0]}
+    # 5. the whole command in a fresh process and the plain loop in one: the same accuracy as the
+    # passes of section 1 (the same 40 pairs), a round each
+    assert [c.name for c in report.commands] == ["facebench (this checkout)", "plain loop (torch)"]
+    assert all(len(c.walls) == 1 and c.wall > 1 for c in report.commands)
+    assert {round(c.accuracy, 4) for c in report.commands} == {round(report.passes[0].accuracies[0], 4)}
     out = capsys.readouterr().out
-    assert all(f"\n{n}. " in out for n in (1, 2, 3, 4))  # and each section was printed
+    assert all(f"\n{n}. " in out for n in (1, 2, 3, 4, 5))  # and each section was printed
 
 
 def test_speed_command_passes_its_options(capsys):
