@@ -37,22 +37,39 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _kernel_peak_mb(status: Path) -> float | None:
+    """A process's peak RSS in MiB (``VmHWM`` of its ``/proc/<pid>/status``), or None."""
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 class PeakMemory:
-    """Peak RSS of this process and peak GPU memory while the ``with`` block runs, in MiB: ``gpu``
-    (:class:`~.gpu_memory.GpuMemory`) holds NVML's and torch's peaks, ``peak_gpu_mb`` is torch's
-    allocated peak (0 where torch used no GPU).
+    """Peak RSS of this process and of the processes it starts during the ``with`` block (a
+    method's detection replicas), and peak GPU memory, in MiB: ``peak_rss_mb`` is this process's
+    peak plus each child's (``children_peak_mb``, their sum: the replicas run side by side for the
+    whole pass); ``gpu`` (:class:`~.gpu_memory.GpuMemory`) holds NVML's and torch's peaks,
+    ``peak_gpu_mb`` is torch's allocated peak (0 where torch used no GPU).
 
     On Linux the kernel keeps the exact peak (``VmHWM``), reset at the start of the block through
-    ``/proc/self/clear_refs``; elsewhere RSS is sampled every ``interval`` s (sampling misses
-    short peaks: repeated runs varied by 15-100 MB where ``VmHWM`` agreed within 3 MB).
+    ``/proc/self/clear_refs``, and a child's own ``VmHWM`` is read every ``children_interval`` s
+    while it lives; elsewhere this process's RSS is sampled every ``interval`` s (sampling misses
+    short peaks: repeated runs varied by 15-100 MB where ``VmHWM`` agreed within 3 MB) and children
+    are not counted.
     """
 
     _STATUS, _CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval = interval
+    def __init__(self, interval: float = 0.02, children_interval: float = 0.25) -> None:
+        self.interval, self.children_interval = interval, children_interval
         self.peak_rss_mb = 0.0
+        self.children_peak_mb = 0.0
         self.peak_gpu_mb = 0.0
+        self._children: dict[int, float] = {}  # pid: the child's peak RSS (MiB) when last read
         self.gpu = GpuMemory()
         self._stop = threading.Event()
         self._process = psutil.Process()
@@ -62,6 +79,24 @@ class PeakMemory:
         while True:
             self.peak_rss_mb = max(self.peak_rss_mb, self._process.memory_info().rss / 2**20)
             if self._stop.wait(self.interval):
+                return
+
+    def _watch_children(self) -> None:
+        """Each worker child's kernel peak (``/proc/<pid>/status``), read until the block ends: a
+        peak only grows, so the last reading before a child ends is its peak (within the interval).
+        Workers are the children multiprocessing spawned (detection replicas); its resource tracker
+        is not one, and a forked helper's peak would count its parent's pages at the fork."""
+        while True:
+            for child in self._process.children(recursive=True):
+                try:
+                    if not any("multiprocessing.spawn" in part for part in child.cmdline()):
+                        continue
+                except psutil.Error:  # it ended meanwhile
+                    continue
+                peak = _kernel_peak_mb(Path(f"/proc/{child.pid}/status"))
+                if peak is not None:
+                    self._children[child.pid] = max(self._children.get(child.pid, 0.0), peak)
+            if self._stop.wait(self.children_interval):
                 return
 
     @classmethod
@@ -75,26 +110,20 @@ class PeakMemory:
 
     @classmethod
     def _kernel_peak_mb(cls) -> float | None:
-        try:
-            for line in cls._STATUS.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-        except OSError:
-            pass
-        return None
+        return _kernel_peak_mb(cls._STATUS)
 
     def __enter__(self) -> PeakMemory:
         self.gpu.__enter__()
-        if not self._reset_kernel_peak():
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
+        target = self._watch_children if self._reset_kernel_peak() else self._sample
+        self._thread = threading.Thread(target=target, name="facebench-peak-memory", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
+        self._stop.set()
+        self._thread.join()
         current = self._process.memory_info().rss / 2**20
-        self.peak_rss_mb = max(self.peak_rss_mb, self._kernel_peak_mb() or 0.0, current)
+        self.children_peak_mb = sum(self._children.values())
+        self.peak_rss_mb = max(self.peak_rss_mb, self._kernel_peak_mb() or 0.0, current) + self.children_peak_mb
         self.gpu.__exit__(*exc)
         self.peak_gpu_mb = self.gpu.torch_allocated_mb
