@@ -102,6 +102,11 @@ class OpenVinoEmbedder(BaseEmbedder):
         self.model_path = Path(model_path)
         self._compiled = compiled
         self._requests = threading.local()  # an infer request is not thread-safe: one per thread
+        # One inference here, in one thread, before the pipeline's two embedding threads: OpenVINO's
+        # Python binding sets up NumPy's C API on the first result it converts, under a C++ static
+        # guard and pybind11's GIL-releasing call_once; two threads' first results at once
+        # deadlocked there (2 runs in 8 hung forever with two threads' first embed at once)
+        self._forward(np.zeros((1, *model_input.crop_shape), np.uint8))
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         request = getattr(self._requests, "request", None)

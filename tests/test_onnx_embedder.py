@@ -90,6 +90,36 @@ def test_openvino_fp16_is_close_to_fp32_or_a_clear_error(model_path, embedder, c
     assert max_cos <= 0.05, (mse, max_cos)
 
 
+FIRST_EMBEDS_AT_ONCE = """
+import sys, threading
+import numpy as np
+from backbones.onnx_embedder import OpenVinoEmbedder
+embedder = OpenVinoEmbedder(sys.argv[1], "cpu")
+barrier = threading.Barrier(2)
+def first_embed():
+    barrier.wait()
+    embedder.embed(np.zeros((64, 112, 112, 3), np.uint8))
+threads = [threading.Thread(target=first_embed) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def test_openvinos_first_embeds_in_two_threads_at_once_finish(model_path):
+    """The pipelined runner embeds from two threads; their first results at once deadlocked in
+    OpenVINO's binding (2 fresh processes in 8 hung forever) until the embedder made one inference
+    when built. Each process gets one chance (the binding sets up once), so six are started."""
+    import subprocess
+    import sys
+
+    for _ in range(6):
+        done = subprocess.run([sys.executable, "-c", FIRST_EMBEDS_AT_ONCE, str(model_path)], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+
 def test_onnx_embedding_does_not_depend_on_batch(model_path, crops64):
     emb = OnnxEmbedder(model_path, "cpu", batch_size=64)
     alone = np.concatenate([emb.embed(c[None]) for c in crops64[:16]])
