@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -20,6 +21,7 @@ from face_alignment.errors import FaceBenchError
 from .fetch import LFW_BASE_URL
 from .report import compare
 from .run.failures import UNWRITABLE
+from .run.stagetimes import VERBOSE_ENV
 
 DESCRIPTION = """\
 Benchmark face detectors / aligners on LFW or CFP: every method's faces aligned to the same ArcFace
@@ -57,6 +59,8 @@ def _parent(*adders) -> argparse.ArgumentParser:
 
 def _quiet(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings and errors only")
+    p.add_argument("--verbose", action="store_true", help="also a line per method and per run saying where the "
+                   "seconds went (process start, embedder and detector loading, images, scores, charts)")
 
 
 def _weights(p: argparse.ArgumentParser) -> None:
@@ -332,6 +336,8 @@ def _raise_interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"  # the method processes inherit it
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _raise_interrupt)

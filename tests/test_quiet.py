@@ -46,6 +46,20 @@ def test_a_run_prints_its_own_lines_only(tmp_path):
 
 
 @pytest.mark.shared
+def test_verbose_says_where_the_seconds_went(tmp_path):
+    """``--verbose``: a line per method (from its own process) and one for the run, their stages
+    in order, each a number of seconds."""
+    err = _facebench("--verbose", tmp_path=tmp_path).stderr
+    for label, names in (("yunet", ["process start", "embedder", "detector", "images", "scores"]),
+                         ("mediapipe", ["process start", "embedder", "detector", "images", "scores"]),
+                         ("run", ["start-up", "prepare", "yunet", "mediapipe", "charts and summary"])):
+        (line,) = re.findall(rf"INFO benchmark\.run\.stagetimes: {label}: seconds: (.*)", err)
+        stages = [stage.rsplit(" ", 1) for stage in line.split(", ")]
+        assert [name for name, _ in stages] == names, line
+        assert all(float(seconds) >= 0 for _, seconds in stages), line
+
+
+@pytest.mark.shared
 def test_loading_the_released_qint8_checkpoint_warns_nothing():
     from backbones.edgeface import load_edgeface
 

@@ -11,6 +11,8 @@ unreadable image is counted and its pairs scored as "different".
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -74,6 +76,7 @@ from .engine import Engine, LocalEngine, MethodWork
 from .failures import method_failure
 from .holdpoint import hold_point
 from .isolation import ChildOutcome, Progress, run_in_child
+from .stagetimes import StageTimes
 from .sysinfo import PeakMemory, git_commit, library_versions
 
 log = logging.getLogger(__name__)
@@ -210,7 +213,10 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     ``config.isolate`` each method runs in its own process: a crash there becomes that method's
     error row (:mod:`benchmark.run.isolation`).
     """
-    run = prepare_run(config)
+    times = StageTimes("run")
+    times.since_process_start("start-up")
+    with times.stage("prepare"):
+        run = prepare_run(config)
     protocol, out, meta = run.protocol, run.out, run.meta
     methods = list(config.methods)
     if protocol.reference_dir and takes_reference_crops(run.embedder.model_input.template):
@@ -220,6 +226,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     write_run_info(out, info)
     rows = []
     for method in methods:
+        method_started = time.perf_counter()
         if config.isolate:
             child = run_isolated(method_row, (method, config, protocol, meta, out), method,
                                  len(protocol.pairs.images), config.progress)
@@ -229,8 +236,11 @@ def run_benchmark(config: RunConfig) -> list[dict]:
         rows.append(row)
         report[method] = row  # an earlier row of the method is replaced where it stood
         write_report(list(report.values()), out / "report.csv")
+        times.add(method, time.perf_counter() - method_started)
     log.info("report written to %s", out / "report.csv")
-    write_run_outputs(out)
+    with times.stage("charts and summary"):
+        write_run_outputs(out)
+    times.log()
     return rows
 
 
@@ -282,32 +292,40 @@ def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
     TF32 was on (``tf32``; :func:`exact_fp32_on_cuda`)."""
     name = name or method
     row = {"method": name, "detector": method, **meta}
+    times = StageTimes(name)
+    if multiprocessing.parent_process() is not None:
+        times.since_process_start("process start")
     with method_failure(row, name, out):
         with unverified_weights(config.allow_unverified_weights) as unverified:
             if embedder is None:
-                embedder = load_embedder(config, config.device)
+                with times.stage("embedder"):
+                    embedder = load_embedder(config, config.device)
                 unverified.clear()  # the parent has reported the embedder's file (meta)
             with PeakMemory() as memory:
-                source = image_source(method, protocol, config.device, config.weights_dir,
-                                      embedder.model_input.template, config.align)
+                with times.stage("detector"):
+                    source = image_source(method, protocol, config.device, config.weights_dir,
+                                          embedder.model_input.template, config.align)
                 row["tf32"] = exact_fp32_on_cuda(source, embedder)
                 row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
                     filter(None, [meta["unverified_weights"], *map(str, unverified)])),
                     detector_device=source.device, embedder_device=embedder.real_device)
-                results, cache, processed = process_method(method, source, config, protocol.pairs.images, embedder,
-                                                           meta, out, progress)
+                with times.stage("images"):
+                    results, cache, processed = process_method(method, source, config, protocol.pairs.images,
+                                                               embedder, meta, out, progress)
             if processed:  # a rerun that only read the cache keeps the peaks of the runs that did the work
                 results.record_peaks(*memory_peaks(memory))
                 cache.write_totals(results)
-        scores = results.score(protocol.pairs)
-        scores.save(out / "scores" / f"{name}.npz")
-        write_image_log(out / "images" / f"{name}.csv", protocol.pairs.images, results, STATUS_NAMES)
+        with times.stage("scores"):
+            scores = results.score(protocol.pairs)
+            scores.save(out / "scores" / f"{name}.npz")
+            write_image_log(out / "images" / f"{name}.csv", protocol.pairs.images, results, STATUS_NAMES)
         row.update(summarize(scores))
         row.update(timing(results, source.weights_sha256, memory.gpu.nvml_mb))
         row["success_rate"] = float(np.mean(results.status == FOUND))
         row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
         log.info("%s: accuracy %.4f, strict %.4f, success rate %.4f", name, row["accuracy"], row["strict_accuracy"],
                  row["success_rate"])
+    times.log()
     return row
 
 
