@@ -10,6 +10,7 @@ from matplotlib.colors import to_hex
 from matplotlib.text import Text
 from PIL import Image
 
+from backbones import AUTO, embedder_spec, resolve_backend
 from benchmark.cli import main
 from benchmark.report.files import LANDMARK_COLUMNS, load_run
 from benchmark.report.plots import CHART_FILES, method_color, pick_gallery_images, plot_gallery, plot_overview, plot_roc
@@ -95,7 +96,9 @@ def test_overview_panels_and_colours(run_dir):
     roc = plot_roc(run)
     assert {line.get_label().split()[0]: to_hex(line.get_color()) for line in roc.axes[0].get_lines()} == {
         m: method_color(m) for m in ("reference", "yunet")}
-    assert "embedder edgeface_xs (torch fp32) on cpu" in fig.get_suptitle()  # backend and precision said
+    # backend (the default, auto, resolved) and precision said
+    backend = resolve_backend(embedder_spec("edgeface_xs"), AUTO, "fp32", "cpu")
+    assert f"embedder edgeface_xs ({backend} fp32) on cpu" in fig.get_suptitle()
 
 
 #: (median detect ms, accuracy) of each method in a full 6,000-pair run (results/lfw of the closing

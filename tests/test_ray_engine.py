@@ -178,7 +178,9 @@ def test_a_condition_through_ray_gives_the_local_results(ray_address, embedder, 
     images = read_pairs(LFW_DIR / "pairs.txt").images[:48]
     work = MethodWork("yunet", images, LFW_IMAGES, YUNET.build(), embedder, condition=make_condition(*condition),
                       recipe=YUNET)
-    config = RunConfig(methods=["yunet"], weights_dir=WEIGHTS_DIR, device="cpu", progress=False)
+    # the actors build the fixture's embedder (torch), to compare to the bit
+    config = RunConfig(methods=["yunet"], weights_dir=WEIGHTS_DIR, device="cpu", embedder_backend="torch",
+                       progress=False)
     saved: dict[str, list] = {"local": [], "ray": []}
     local = LocalEngine(progress=False).run(work, MethodResults.empty(48), lambda i: saved["local"].append(i.tolist()))
     engine = RayEngine(config, load_embedder)
