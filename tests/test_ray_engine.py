@@ -103,10 +103,17 @@ def test_ray_gives_the_local_engines_results_and_numbers(tmp_path):
     assert float(ray_row["peak_rss_mb"]) > 300  # a process that holds torch and EdgeFace
 
 
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # a short-lived child of the run (git, a probe) that ended as it was read
+        return ""
+
+
 def _method_process(proc: subprocess.Popen, deadline: float) -> psutil.Process:
     """The run's child process that runs the method (and is Ray's driver)."""
     while True:
-        children = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        children = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in _cmdline(p)]
         if children:
             return children[0]
         assert proc.poll() is None and time.monotonic() < deadline, "the method's process did not start"
