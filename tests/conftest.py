@@ -34,6 +34,17 @@ SAMPLE_IMAGES = [
 
 
 
+def command_line(process) -> str:
+    """A ``psutil.Process``'s command line, or "" for one that ended as it was read (a run's
+    short-lived children, such as a git call, turn into zombies for a moment)."""
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def interruptible() -> None:
     """``preexec_fn`` for a subprocess that a test interrupts with SIGINT: a shell starts
     background jobs (a CI script among them) with SIGINT ignored, Python then keeps it ignored,

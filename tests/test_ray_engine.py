@@ -32,7 +32,7 @@ from benchmark.run.holdpoint import HOLD_AFTER_CHUNKS, holding_line
 from benchmark.run.ray_engine import ActorPlan, RayEngine, plan_actors
 from benchmark.run.runner import RunConfig, load_embedder
 from face_alignment import pick_target_face
-from tests.conftest import LFW_DIR, LFW_IMAGES, REPO, WEIGHTS_DIR, pip_install_plugin
+from tests.conftest import LFW_DIR, LFW_IMAGES, REPO, WEIGHTS_DIR, command_line, pip_install_plugin
 from tests.shared_runs import METRICS
 
 #: Ray Data warns about its own deprecated settings as it copies its context (none of them set here)
@@ -103,17 +103,10 @@ def test_ray_gives_the_local_engines_results_and_numbers(tmp_path):
     assert float(ray_row["peak_rss_mb"]) > 300  # a process that holds torch and EdgeFace
 
 
-def _cmdline(process: psutil.Process) -> str:
-    try:
-        return " ".join(process.cmdline())
-    except psutil.Error:  # a short-lived child of the run (git, a probe) that ended as it was read
-        return ""
-
-
 def _method_process(proc: subprocess.Popen, deadline: float) -> psutil.Process:
     """The run's child process that runs the method (and is Ray's driver)."""
     while True:
-        children = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in _cmdline(p)]
+        children = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in command_line(p)]
         if children:
             return children[0]
         assert proc.poll() is None and time.monotonic() < deadline, "the method's process did not start"

@@ -24,7 +24,7 @@ from benchmark.run.cache import PENDING, ROW_ARRAYS, TOTALS, MethodResults, Shar
 from benchmark.run.holdpoint import HOLD_AFTER_CHUNKS, holding_line
 from benchmark.run.isolation import GRACE_SECONDS, INTERRUPTED
 from benchmark.run.runner import RunConfig, run_benchmark
-from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, interruptible
+from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR, command_line, interruptible
 from tests.shared_runs import METRICS, N_IMAGES, RUN_ARGS, report_row, uninterrupted_run
 
 pytestmark = pytest.mark.shared
@@ -62,7 +62,7 @@ class CliRun:
 
     def method_process(self) -> psutil.Process:
         """The child process that runs the method (multiprocessing's spawn)."""
-        (child,) = [p for p in psutil.Process(self.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        (child,) = [p for p in psutil.Process(self.proc.pid).children() if "spawn_main" in command_line(p)]
         return child
 
     def kill(self, sig: int, target: str = "parent") -> int:
