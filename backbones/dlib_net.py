@@ -47,7 +47,7 @@ class DlibConv:
     padding: int
 
 
-class _Reader:
+class DlibReader:
     """dlib's serialisation, read forward from ``pos``."""
 
     def __init__(self, data: bytes, pos: int) -> None:
@@ -59,6 +59,10 @@ class _Reader:
         value = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + size], "little")
         self.pos += 1 + size
         return -value if head & 0x80 else value
+
+    def real(self) -> float:
+        mantissa = self.integer()
+        return mantissa * 2.0 ** self.integer()
 
     def tensor(self) -> np.ndarray:
         version = self.integer()
@@ -78,7 +82,7 @@ def read_dlib_resnet(path: str | Path) -> tuple[list[DlibConv], np.ndarray]:
     data = Path(path).read_bytes()
     layers, pos = [], 0
     while (match := _LAYER.search(data, pos)) is not None:
-        reader = _Reader(data, match.end())
+        reader = DlibReader(data, match.end())
         name = match.group(1).decode()
         if name == "con_4":
             params = reader.tensor()

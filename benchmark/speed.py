@@ -62,6 +62,7 @@ from .plain_loop import EMBED_BATCH, sequential_pass
 from .protocol.lfw import find_lfw_dir, lfw_protocol
 from .protocol.pairs import PairList, subset_pairs
 from .protocol.scores import pair_scores, summarize
+from .report.files import read_report_rows
 from .run.cache import MethodResults
 from .run.calibration import lfw_calibration
 from .run.cropping import CropperRecipe, detector_cropper
@@ -608,9 +609,8 @@ def whole_commands(data: SpeedData, options: SpeedOptions, sizes: Sizes) -> list
                 subprocess.run([sys.executable, "-m", "benchmark", "--methods", "yunet", "--device", "cpu", *lfw,
                                 *subset, "--out", out, "--no-resume", "--quiet"], cwd=root, check=True,
                                stdout=subprocess.DEVNULL)
-                report = (Path(out) / "report.csv").read_text().splitlines()
-                header, row = report[0].split(","), report[-1].split(",")
-                return float(row[header.index("accuracy")])
+                (row,) = read_report_rows(Path(out) / "report.csv")
+                return float(row["accuracy"])
         return run_once
 
     def plain_loop() -> float:

@@ -98,24 +98,15 @@ def test_template_is_where_dlib_puts_the_mean_face():
 
 def test_input_declares_what_the_network_does():
     """The model file's input layer holds the averages that DLIB_RESNET_INPUT states, so its
-    ``preprocess`` (never called by this backend) gives the network's own input tensor."""
+    ``preprocess`` (the PyTorch backend's) gives the network's own input tensor."""
+    from backbones.dlib_net import DlibReader
+
     data = model_file(MODEL_FILENAME).read_bytes()
     start = data.find(b"input_rgb_image_sized")
     assert start > 0
-    pos = start + len("input_rgb_image_sized")
-
-    def read_int() -> int:  # dlib's integer encoding: a byte (size | 0x80 for negative), then little-endian
-        nonlocal pos
-        head = data[pos]
-        value = int.from_bytes(data[pos + 1:pos + 1 + (head & 0x0F)], "little")
-        pos += 1 + (head & 0x0F)
-        return -value if head & 0x80 else value
-
-    averages = []
-    for _ in range(3):  # a float is serialised as mantissa, exponent
-        mantissa = read_int()
-        averages.append(mantissa * 2.0 ** read_int())
-    assert (read_int(), read_int()) == (150, 150)
+    reader = DlibReader(data, start + len("input_rgb_image_sized"))
+    averages = [reader.real() for _ in range(3)]
+    assert (reader.integer(), reader.integer()) == (150, 150)
     np.testing.assert_allclose(averages, INPUT_AVERAGE_RGB, atol=1e-3)
     crops = np.random.default_rng(0).integers(0, 256, (2, 150, 150, 3), dtype=np.uint8)
     expected = (crops.astype(np.float64) - np.array(averages)) / INPUT_SCALE

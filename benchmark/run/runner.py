@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -226,17 +225,16 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     write_run_info(out, info)
     rows = []
     for method in methods:
-        method_started = time.perf_counter()
-        if config.isolate:
-            child = run_isolated(method_row, (method, config, protocol, meta, out), method,
-                                 len(protocol.pairs.images), config.progress)
-            row = child.result or {"method": method, **meta, "error": child.error}
-        else:
-            row = method_row(method, config, protocol, meta, out, run.embedder)
-        rows.append(row)
-        report[method] = row  # an earlier row of the method is replaced where it stood
-        write_report(list(report.values()), out / "report.csv")
-        times.add(method, time.perf_counter() - method_started)
+        with times.stage(method):
+            if config.isolate:
+                child = run_isolated(method_row, (method, config, protocol, meta, out), method,
+                                     len(protocol.pairs.images), config.progress)
+                row = child.result or {"method": method, **meta, "error": child.error}
+            else:
+                row = method_row(method, config, protocol, meta, out, run.embedder)
+            rows.append(row)
+            report[method] = row  # an earlier row of the method is replaced where it stood
+            write_report(list(report.values()), out / "report.csv")
     log.info("report written to %s", out / "report.csv")
     with times.stage("charts and summary"):
         write_run_outputs(out)
