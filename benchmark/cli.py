@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 
 from backbones import AUTO, BACKENDS, DEFAULT_EMBEDDER, PRECISIONS
@@ -21,6 +20,7 @@ from face_alignment.errors import FaceBenchError
 from .fetch import LFW_BASE_URL
 from .report import compare
 from .run.failures import UNWRITABLE
+from .run.isolation import stop_on_sigterm
 from .run.stagetimes import VERBOSE_ENV
 
 DESCRIPTION = """\
@@ -330,17 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"  # the method processes inherit it
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop_on_sigterm()
     command = args.command or "run"
     try:
         commands = {"run": _run, "matrix": _matrix, "methods": _list_methods, "embedders": _list_embedders,

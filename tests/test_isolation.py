@@ -81,3 +81,40 @@ def test_death_is_described_from_the_last_progress():
         "crashed (SIGSEGV) after 5/10 images; rerun to resume"
     assert run_in_child(_exit_quietly, (), "unit").error == \
         "exited with status 3 without a result while starting (loading the detector or the embedder)"
+
+
+#: a process that is interrupted while a weakref callback runs, where Python ignores exceptions
+SWALLOWED_INTERRUPT = """
+import os, signal, sys, time, weakref
+from benchmark.run.isolation import stop_on_sigterm
+stop_on_sigterm()
+
+class Held:
+    pass
+
+def callback(ref):
+    os.kill(os.getpid(), signal.SIGTERM)  # the handler raises here, inside the callback
+    time.sleep(0.01)
+
+held = Held()
+ref = weakref.ref(held, callback)
+try:
+    del held
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("interrupted")
+    sys.exit(130)
+print("the interrupt was lost")
+"""
+
+
+def test_an_interrupt_that_lands_in_a_callback_is_not_lost():
+    """SIGTERM (or Ctrl-C) raised while a weakref callback or a finaliser runs is swallowed by
+    Python, which prints "Exception ignored" and goes on: the run would not stop. It is delivered
+    again, and nothing is printed."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", SWALLOWED_INTERRUPT], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parents[1])
+    assert (done.returncode, done.stdout.strip()) == (130, "interrupted"), done.stderr
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -9,6 +9,7 @@ from benchmark.cli import main
 from benchmark.report.compare import holm
 from benchmark.report.files import load_run, read_frame
 from benchmark.report.matrix import rank_agreement
+from benchmark.run import matrix
 from tests.shared_runs import METRICS, RUN_ARGS, report_row, uninterrupted_run
 
 CELLS = ["yunet+edgeface_xs+similarity", "yunet+edgeface_xs+box", "yunet+edgeface_xxs+similarity",
@@ -69,12 +70,17 @@ def test_an_unknown_alignment_mode_is_refused_by_the_parser(capsys):
 
 
 @pytest.mark.shared
-def test_a_second_matrix_run_reads_everything_from_the_cache(tmp_path):
+def test_a_second_matrix_run_reads_everything_from_the_cache(tmp_path, monkeypatch):
     args = ["matrix", "--methods", "yunet", "--lfw-dir", str(RUN_ARGS[3]), "--weights-dir", str(RUN_ARGS[5]),
             "--max-pairs", "20", "--device", "cpu", "--embedders", "edgeface_xs", "--aligns", "eyes,affine",
             "--out", str(tmp_path), "--quiet"]
     assert main(args) == 0
     first = load_run(tmp_path).report.set_index("method")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a matrix over complete caches started a method's process")
+
+    monkeypatch.setattr(matrix, "run_isolated", refuse)
     assert main(args) == 0
     again = load_run(tmp_path).report.set_index("method")
     assert np.array_equal(first["accuracy"], again["accuracy"]) and np.array_equal(first["wall_s"], again["wall_s"])

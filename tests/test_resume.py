@@ -170,10 +170,10 @@ def test_cache_is_reused_only_for_the_same_inputs(cached_run, tmp_path, caplog, 
     before, folders = _files(out), {p.name for p in (out / "cache").iterdir()}
     caplog.set_level(logging.INFO)
     run_benchmark(_config(out, **change))
-    assert ("resuming from" in caplog.text) == reused
+    assert ("all 68 images read from the complete cache" in caplog.text) == reused  # nothing built
     after = _files(out)
     if reused:
-        assert "(68/68 images done)" in caplog.text and after == before  # not even rewritten
+        assert after == before  # not even rewritten
     elif change.get("resume", True):
         assert len({p.name for p in (out / "cache").iterdir()}) == len(folders) + 1  # a cache of its own, keyed
         assert all(after[name] == data for name, data in before.items())  # by what produced it; the other as it was

@@ -53,6 +53,8 @@ BOOL_COLUMNS = ("flip", "tf32")
 LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
 IMAGE_LOG_COLUMNS = ["image", "status", "reason", "score", "detect_ms", *LANDMARK_COLUMNS]
 RUN_INFO = "run.json"
+#: a run folder's charts (benchmark.report.plots.save_charts)
+CHART_FILES = {"overview": "overview.png", "roc": "roc.png", "gallery": "gallery.png"}
 
 
 def _cell(value) -> str:

@@ -26,7 +26,7 @@ from face_alignment.errors import FaceBenchError, ImageError
 
 from ..protocol.base import REFERENCE, reference_crop
 from ..protocol.metrics import roc_curve
-from .files import LANDMARK_COLUMNS, Run, dataset_label, describe_embedder, load_run
+from .files import CHART_FILES, LANDMARK_COLUMNS, Run, dataset_label, describe_embedder, load_run
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ METHOD_COLORS = {
 #: colours for other (plug-in) methods, picked by a checksum of the name: stable across runs
 EXTRA_COLORS = ("#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#bd9e39", "#ad494a", "#a55194",
                 "#6b6ecf", "#8ca252", "#e7ba52", "#d6616b")
-CHART_FILES = {"overview": "overview.png", "roc": "roc.png", "gallery": "gallery.png"}
 DPI = 110
 #: where a point's name may go in the speed panel, in points from the point, in order of preference
 LABEL_OFFSETS = tuple((dx, dy) for dy in (3, -14, 13, -24, 23, -34, 33, -44) for dx in (6, -6))

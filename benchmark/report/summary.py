@@ -3,18 +3,34 @@ run's metadata) and the charts. Written at the end of a run (:func:`write_run_ou
 redrawn from a finished run folder (:func:`redraw_run`, ``facebench plot``)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .files import DATASET_LABELS, Run, dataset_label, describe_embedder, load_run, write_text
+from .files import (
+    CHART_FILES,
+    DATASET_LABELS,
+    Run,
+    dataset_label,
+    describe_embedder,
+    load_run,
+    read_report_rows,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.md"
+#: the sha256 of the inputs the charts were drawn from (chart_inputs)
+CHARTS_MEMO = "charts.sha256"
+#: the modules whose code draws the charts
+CHART_CODE = ("plots.py", "files.py")
 #: pairs of each built-in data set's full protocol (LFW: View 2's pairs.txt): fewer means a
 #: --max-pairs subset or another pairs list
 FULL_PAIRS = {"lfw": 6000, "cfp-fp": 7000, "cfp-ff": 7000}
@@ -121,11 +137,36 @@ def redraw_run(path: str | os.PathLike, image_root: str | os.PathLike | None = N
     return written
 
 
+def chart_inputs(out: Path) -> str:
+    """A sha256 over what the charts of the run folder ``out`` draw: its report rows (without
+    ``started_at``), per-pair scores (their arrays: an ``.npz`` file's bytes hold its write time),
+    per-image logs, and the charting code."""
+    digest = hashlib.sha256()
+    rows = [{k: v for k, v in row.items() if k != "started_at"} for row in read_report_rows(out / "report.csv")]
+    digest.update(json.dumps(rows, sort_keys=True).encode())
+    for path in sorted((out / "scores").glob("*.npz")):
+        with np.load(path) as arrays:
+            for name in sorted(arrays.files):
+                digest.update(f"{path.name}:{name}".encode() + arrays[name].tobytes())
+    for path in [*sorted((out / "images").glob("*.csv")), *(Path(__file__).with_name(f) for f in CHART_CODE)]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def write_run_outputs(out: Path) -> list[Path]:
-    """End of a run: the charts and ``summary.md``. The report is already on disk, so a failure
-    here is logged, not raised: it must not cost a finished run."""
+    """End of a run: the charts and ``summary.md``. Charts whose inputs (:func:`chart_inputs`) are
+    those they were drawn from (a rerun read from the cache) are kept, not drawn again (seconds,
+    and matplotlib's import). The report is already on disk, so a failure here is logged, not
+    raised: it must not cost a finished run."""
     try:
-        return redraw_run(out)
+        inputs, memo = chart_inputs(out), out / CHARTS_MEMO
+        charts = [out / name for name in CHART_FILES.values()]
+        if memo.is_file() and memo.read_text() == inputs and all(c.is_file() for c in charts):
+            log.info("charts of %s kept: drawn from the same rows, scores and code", out)
+            return [*charts, write_summary(load_run(out), charts)]
+        written = redraw_run(out)
+        write_text(memo, inputs)
+        return written
     except Exception:  # a chart bug must not turn a finished run into a crash
         log.exception("could not write the charts and summary of %s (redraw with `facebench plot %s`)", out, out)
         return []

@@ -157,7 +157,7 @@ def _child_main(sender, target: Callable[..., object], args: tuple, log_level: i
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(channel)]
     root.setLevel(log_level)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()
     _stop_with_parent()
     try:
         result = target(*args, progress=lambda done, total: channel.send(("progress", (done, total))))
@@ -175,8 +175,27 @@ def _child_main(sender, target: Callable[..., object], args: tuple, log_level: i
     os._exit(0)
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM interrupt this process as Ctrl-C does (KeyboardInterrupt: finished work is
+    kept), and make sure no interruption is lost: one that lands in a finaliser or a weakref
+    callback, where Python ignores exceptions and prints "Exception ignored", is delivered to the
+    main thread again (:func:`_redeliver_interrupt`)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    sys.unraisablehook = _redeliver_interrupt
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _redeliver_interrupt(unraisable) -> None:
+    """``sys.unraisablehook``: an interrupt swallowed where exceptions cannot propagate is raised
+    again in the main thread a moment later, once out of the callback (as a SIGTERM, whose handler
+    raises it whether or not SIGINT is ignored here); anything else is reported as Python does."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        threading.Timer(0.05, _thread.interrupt_main, (signal.SIGTERM,)).start()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _stop_with_parent() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from backbones import DEFAULT_EMBEDDER, embedder_spec
+from backbones import DEFAULT_EMBEDDER
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import REFERENCE
@@ -28,6 +28,7 @@ from .isolation import Progress
 from .runner import (
     PreparedRun,
     RunConfig,
+    cached_row,
     default_out,
     earlier_rows,
     load_embedder,
@@ -78,15 +79,8 @@ def run_matrix(config: MatrixConfig) -> list[dict]:
     write_run_info(out, info)
     rows = []
     for method in [REFERENCE, *config.methods] if REFERENCE in names else config.methods:
-        args = (method, config, protocol, {e: r.meta for e, r in runs.items()}, out)
-        if config.isolate:
-            total = len(protocol.pairs.images) * len(names[method])
-            child = run_isolated(_run_cells, args, method, total, config.progress)
-            method_rows = child.result or [{"method": cell, "detector": method, **runs[e].meta, "error": child.error}
-                                           for cell, (e, _) in names[method].items()]
-        else:
-            method_rows = _run_cells(*args)
-        for row in method_rows:
+        args = (method, config, protocol, {e: r.meta for e, r in runs.items()}, out, names[method])
+        for row in _cached_cells(*args) or _computed_cells(args, config, runs):
             rows.append(row)
             report[row["method"]] = row
         write_report(list(report.values()), out / "report.csv")
@@ -107,23 +101,46 @@ def _cell_names(config: MatrixConfig, runs: dict[str, PreparedRun]) -> dict[str,
     return names
 
 
+def _cached_cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dict], out: Path,
+                  cells: dict[str, tuple[str, str]]) -> list[dict] | None:
+    """The rows of ``method``'s ``cells`` read from their complete caches, without a process or a
+    model (:func:`~.runner.cached_row`), or None unless every cell has one."""
+    rows = []
+    for cell, (embedder, align) in cells.items():
+        row = cached_row(method, replace(config, embedder_model=embedder, align=align), protocol,
+                         {**metas[embedder], "align": align}, out, name=cell)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
+def _computed_cells(args: tuple, config: MatrixConfig, runs: dict[str, PreparedRun]) -> list[dict]:
+    """The rows of a method's cells (``args``: :func:`_run_cells`'), in its own process (with
+    ``config.isolate``) or in this one."""
+    if not config.isolate:
+        return _run_cells(*args)
+    method, protocol, cells = args[0], args[2], args[5]
+    child = run_isolated(_run_cells, args, method, len(protocol.pairs.images) * len(cells), config.progress)
+    return child.result or [{"method": cell, "detector": method, **runs[e].meta, "error": child.error}
+                            for cell, (e, _) in cells.items()]
+
+
 def _run_cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dict], out: Path,
-               progress: Progress = lambda done, total: None) -> list[dict]:
-    """The rows of ``method``'s cells, in this process: an embedder is loaded once for all its
-    alignment modes; the first cell detects, the others reuse its detections."""
-    aligns = ("similarity",) if method == REFERENCE else tuple(config.aligns)
-    embedders = [e for e in config.embedders
-                 if method != REFERENCE or takes_reference_crops(embedder_spec(e).model_input.template)]
-    n, cells = len(protocol.pairs.images), len(aligns) * len(embedders)
-    rows: list[dict] = []
-    for embedder_name in embedders:
-        embedder_config = replace(config, embedder_model=embedder_name)
-        with unverified_weights(config.allow_unverified_weights):  # the parent has reported the file (meta)
-            embedder = load_embedder(embedder_config, config.device)
-        for align in aligns:
-            before = len(rows) * n
-            rows.append(method_row(method, replace(embedder_config, align=align), protocol,
-                                    {**metas[embedder_name], "align": align}, out, embedder,
-                                    lambda done, total, before=before: progress(before + done, total * cells),
-                                    name=cell_name(method, embedder_name, None if method == REFERENCE else align)))
+               cells: dict[str, tuple[str, str]], progress: Progress = lambda done, total: None) -> list[dict]:
+    """The rows of ``method``'s ``cells`` (row name -> embedder, alignment), in this process: a
+    cell with a complete cache is read from it; for the others an embedder is loaded once for
+    all its alignment modes, and the first cell to detect caches the detections the others reuse."""
+    n, rows, loaded = len(protocol.pairs.images), [], {}
+    for i, (cell, (embedder_name, align)) in enumerate(cells.items()):
+        cell_config = replace(config, embedder_model=embedder_name, align=align)
+        meta = {**metas[embedder_name], "align": align}
+        row = cached_row(method, cell_config, protocol, meta, out, name=cell)
+        if row is None:
+            if embedder_name not in loaded:
+                with unverified_weights(config.allow_unverified_weights):  # the parent has reported the file (meta)
+                    loaded = {embedder_name: load_embedder(cell_config, config.device)}  # one in memory at a time
+            row = method_row(method, cell_config, protocol, meta, out, loaded[embedder_name],
+                             lambda done, total, before=i * n: progress(before + done, total * len(cells)), name=cell)
+        rows.append(row)
     return rows

@@ -62,6 +62,7 @@ from .cache import (
     cache_key,
     memory_peaks,
 )
+from .cellindex import CellIndex, declared_identity
 from .cropping import (
     DETECTOR_ERROR,
     ImageSource,
@@ -226,12 +227,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     rows = []
     for method in methods:
         with times.stage(method):
-            if config.isolate:
-                child = run_isolated(method_row, (method, config, protocol, meta, out), method,
-                                     len(protocol.pairs.images), config.progress)
-                row = child.result or {"method": method, **meta, "error": child.error}
-            else:
-                row = method_row(method, config, protocol, meta, out, run.embedder)
+            row = cached_row(method, config, protocol, meta, out) or _computed_row(method, config, run)
             rows.append(row)
             report[method] = row  # an earlier row of the method is replaced where it stood
             write_report(list(report.values()), out / "report.csv")
@@ -240,6 +236,16 @@ def run_benchmark(config: RunConfig) -> list[dict]:
         write_run_outputs(out)
     times.log()
     return rows
+
+
+def _computed_row(method: str, config: RunConfig, run: PreparedRun) -> dict:
+    """``method``'s row, its images processed (those not in its cache) in its own process (with
+    ``config.isolate``) or in this one."""
+    args = (method, config, run.protocol, run.meta, run.out)
+    if not config.isolate:
+        return method_row(*args, run.embedder)
+    child = run_isolated(method_row, args, method, len(run.protocol.pairs.images), config.progress)
+    return child.result or {"method": method, **run.meta, "error": child.error}
 
 
 def earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
@@ -313,18 +319,55 @@ def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
             if processed:  # a rerun that only read the cache keeps the peaks of the runs that did the work
                 results.record_peaks(*memory_peaks(memory))
                 cache.write_totals(results)
+        row["detector_weights_sha256"] = source.weights_sha256
         with times.stage("scores"):
-            scores = results.score(protocol.pairs)
-            scores.save(out / "scores" / f"{name}.npz")
-            write_image_log(out / "images" / f"{name}.csv", protocol.pairs.images, results, STATUS_NAMES)
-        row.update(summarize(scores))
-        row.update(timing(results, source.weights_sha256, memory.gpu.nvml_mb))
-        row["success_rate"] = float(np.mean(results.status == FOUND))
-        row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
-        log.info("%s: accuracy %.4f, strict %.4f, success rate %.4f", name, row["accuracy"], row["strict_accuracy"],
-                 row["success_rate"])
+            score_row(row, results, protocol, out, memory.gpu.nvml_mb)
+        if results.done == len(protocol.pairs.images):
+            CellIndex(out).record(declared_identity(method, config, protocol, meta, protocol.pairs.images), cache, row)
     times.log()
     return row
+
+
+def cached_row(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
+               name: str | None = None) -> dict | None:
+    """``method``'s row read from its complete cache without building a model or starting a
+    process (:mod:`~.cellindex`), or None where the slow path must run (no complete cache under
+    the cell's declared identity, or a rerun asked not to resume)."""
+    if not config.resume:
+        return None
+    try:
+        identity = declared_identity(method, config, protocol, meta, protocol.pairs.images)
+    except FaceBenchError:  # an unknown method, say: the slow path puts the error in its row
+        return None
+    found = CellIndex(out).lookup(identity, len(protocol.pairs.images),
+                                  embedder_spec(config.embedder_model).model_input.dim)
+    if found is None:
+        return None
+    results, facts = found
+    name = name or method
+    log.info("%s: all %d images read from the complete cache in %s (no model built)", name, results.done,
+             CellIndex(out).folder.parent)
+    nvml = facts.pop("peak_gpu_nvml_mb", None)
+    row = {"method": name, "detector": method, **meta, "unverified_weights": "", **facts}
+    with method_failure(row, name, out):
+        score_row(row, results, protocol, out, nvml)
+    return row
+
+
+def score_row(row: dict, results: MethodResults, protocol: VerificationProtocol, out: Path,
+              nvml_now: float | str | None = None) -> None:
+    """Score ``results`` into the row named ``row["method"]`` (metrics, times, memory, success), and
+    write its per-pair scores and per-image log."""
+    name = row["method"]
+    scores = results.score(protocol.pairs)
+    scores.save(out / "scores" / f"{name}.npz")
+    write_image_log(out / "images" / f"{name}.csv", protocol.pairs.images, results, STATUS_NAMES)
+    row.update(summarize(scores))
+    row.update(timing(results, row["detector_weights_sha256"], nvml_now))
+    row["success_rate"] = float(np.mean(results.status == FOUND))
+    row["n_failed_images"] = int(np.count_nonzero(results.status != FOUND))
+    log.info("%s: accuracy %.4f, strict %.4f, success rate %.4f", name, row["accuracy"], row["strict_accuracy"],
+             row["success_rate"])
 
 
 def exact_fp32_on_cuda(source: ImageSource, embedder: BaseEmbedder) -> bool:
