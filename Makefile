@@ -16,7 +16,7 @@ BENCH_ARGS ?=
 
 GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,0)
 
-.PHONY: setup bench-lfw bench-speed gpu-check test lint clean
+.PHONY: setup browser bench-lfw bench-speed gpu-check test lint clean
 
 setup: $(VENV)/.installed$(if $(filter 1,$(GPU)),-gpu)
 
@@ -53,6 +53,19 @@ $(VENV)/.installed-gpu: requirements/lock.txt requirements/lock-gpu.txt tools/gp
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed
 	touch $@
+
+# the headless browser of the browser tests (tests/browser.py): Debian's chromium and its chromedriver, from apt
+# (selenium, in the lock, drives them; nothing is downloaded at test time). Needs root, so `make setup` does not
+# run it; nothing to do where /usr/bin/chromedriver is there. CI runs it (.ci/run).
+CHROMEDRIVER := /usr/bin/chromedriver
+browser:
+	@if [ -x $(CHROMEDRIVER) ] && [ -x /usr/bin/chromium ]; then echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	else echo "make browser: $(CHROMEDRIVER) is missing; install Debian's chromium and chromium-driver as root:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver"; \
+		echo "(or run sudo make browser); the browser tests skip without them"; exit 1; fi
 
 bench-lfw: setup
 	$(PY) -m benchmark --methods $(METHODS) --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \

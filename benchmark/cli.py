@@ -22,6 +22,7 @@ from .report import compare
 from .run.failures import UNWRITABLE
 from .run.isolation import stop_on_sigterm
 from .run.stagetimes import VERBOSE_ENV
+from .run.sysinfo import record_command
 
 DESCRIPTION = """\
 Benchmark face detectors / aligners on LFW or CFP: every method's faces aligned to the same ArcFace
@@ -324,6 +325,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("matrix", parents=[_parent(_embedders, _aligns), *run_parents], help="every method x embedder "
                         "x alignment mode, detecting once: does the best detector depend on the embedder?",
                         description=MATRIX_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    board = commands.add_parser(
+        "leaderboard", parents=[quiet], help="one page for the answer: leaderboard.md and a self-contained "
+        "leaderboard.html from any mix of run folders",
+        description="Read any mix of run folders (benchmark runs of each data set, matrix, robustness, landmarks, "
+        "or their copies) and write leaderboard.md and one self-contained leaderboard.html (styles, script and "
+        "charts inline): per embedder a row per detector (accuracy and strict accuracy per data set with the fold "
+        "std, tied with the best by McNemar's test with Holm's correction, success rate, landmark NME, robustness, "
+        "time and memory), accuracy against time with the Pareto front, heat maps, the provenance of every "
+        "folder, sortable tables, and a form that marks the detectors within a time budget that no other one "
+        "beats significantly on the evidence you choose.")
+    board.add_argument("runs", nargs="+", metavar="RUN", help="run folders (their --out), or copies")
+    board.add_argument("--out", default="results/leaderboard", help="output folder (default: %(default)s)")
+    board.add_argument("--markdown-name", default="leaderboard.md", help="the Markdown file's name, e.g. RESULTS.md "
+                       "(default: %(default)s)")
+    board.add_argument("--copy-to", metavar="DIR", help="first copy each run's small files (CSVs, run.json, the "
+                       "per-pair decisions packed) into DIR/<run name>, and build from the copies: files to commit "
+                       "beside a document, which then cannot drift from them")
     commands.add_parser("speed", parents=[_parent(_speed_options), data, weights, device, quiet],
                         help="throughput of each stage and embedder here; pipelined vs sequential LFW pass",
                         description=SPEED_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -331,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    record_command(argv)
     if args.verbose:
         os.environ[VERBOSE_ENV] = "1"  # the method processes inherit it
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -340,9 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     try:
         commands = {"run": _run, "matrix": _matrix, "methods": _list_methods, "embedders": _list_embedders,
-                    "fetch-lfw": _fetch,
-                    "compare": _compare, "plot": _plot, "landmarks": _landmarks, "robustness": _robustness,
-                    "speed": _speed}
+                    "fetch-lfw": _fetch, "compare": _compare, "plot": _plot, "leaderboard": _leaderboard,
+                    "landmarks": _landmarks, "robustness": _robustness, "speed": _speed}
         return commands[command](args)
     except FaceBenchError as exc:
         print(f"facebench: error: {exc}", file=sys.stderr)
@@ -462,6 +481,16 @@ def _compare(args) -> int:
         table.to_csv(args.csv, index=False)
         logging.getLogger(__name__).info("comparison written to %s", args.csv)
     return 1 if (table["regressions"] != "").any() else 0
+
+
+def _leaderboard(args) -> int:
+    from .leaderboard import write_leaderboard
+    from .leaderboard.copies import copy_run
+
+    runs = [copy_run(run, args.copy_to) for run in args.runs] if args.copy_to else args.runs
+    for path in write_leaderboard(runs, args.out, args.markdown_name):
+        logging.getLogger(__name__).info("written: %s", path)
+    return 0
 
 
 def _plot(args) -> int:

@@ -92,6 +92,17 @@ class GpuMemory:
         return self._peak_bytes / MIB
 
 
+def gpu_names() -> list[str]:
+    """The names of this machine's NVIDIA GPUs as NVML gives them ([] without NVML or a GPU)."""
+    nvml, handles, _ = _open_nvml()
+    if nvml is None:
+        return []
+    try:
+        return [str(nvml.nvmlDeviceGetName(h)) for h in handles]
+    finally:
+        nvml.nvmlShutdown()
+
+
 def _open_nvml():
     """``(pynvml, device handles, "")`` with NVML started, or ``(None, [], why not)``."""
     try:

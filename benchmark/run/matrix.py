@@ -36,6 +36,7 @@ from .runner import (
     prepare_run,
     run_isolated,
 )
+from .sysinfo import run_provenance
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def run_matrix(config: MatrixConfig) -> list[dict]:
     first = next(iter(runs.values()))
     protocol, out = first.protocol, first.out
     names = _cell_names(config, runs)
-    info = run_info(protocol, config.max_pairs)
+    info = {**run_info(protocol, config.max_pairs), **run_provenance()}
     report = {row["method"]: row for row in earlier_rows(out, info, [n for cells in names.values() for n in cells])}
     write_run_info(out, info)
     rows = []

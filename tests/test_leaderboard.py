@@ -1,0 +1,152 @@
+"""``facebench leaderboard``: the ranking statistics against values worked by hand, the documents
+against the run folders they are built from (real LFW runs), copies that give the same document,
+and ``docs/RESULTS.md`` equal to what the command makes from ``docs/results``."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.leaderboard.board import rankings
+from benchmark.leaderboard.charts import pareto_front
+from benchmark.leaderboard.evidence import Result, pack_decisions, read_evidence, unpack_decisions
+from benchmark.report.compare import compare_runs, holm, mcnemar
+from tests.browser import browser  # noqa: F401  (the fixture)
+from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR
+
+
+def _result(detector: str, correct: np.ndarray, ms: float = 1.0) -> Result:
+    return Result("lfw", "frontal", "edgeface_xs", "similarity", detector, float(correct.mean()), 0.0,
+                  float(correct.mean()), 1.0, ms, 100.0, 0, correct)
+
+
+def test_the_pareto_front_is_the_points_nothing_beats_on_both():
+    # (ms, accuracy): b is slower and worse than a; d ties a's accuracy but is slower
+    points = [(1.0, 99.0), (2.0, 98.0), (5.0, 99.5), (3.0, 99.0), (0.5, 90.0)]
+    assert pareto_front(points) == [4, 0, 2]
+
+
+def test_packed_decisions_round_trip():
+    correct = np.random.default_rng(0).random(6001) > 0.3
+    packed = pack_decisions(correct)
+    assert len(packed) == 2 * 751 and np.array_equal(unpack_decisions(packed, 6001), correct)
+
+
+def test_rankings_tie_and_beat_as_mcnemar_and_holm_say():
+    n = 600
+    best = np.ones(n, bool)
+    close = best.copy()
+    close[:3] = False  # 3 discordant pairs: exact binomial p = 0.25, not significant
+    far = best.copy()
+    far[:40] = False  # 40 discordant: p ~ 2e-9, significant after any correction
+    (ranking,) = rankings([_result("far", far), _result("best", best), _result("close", close)])
+    assert [r.detector for r in ranking.results] == ["best", "close", "far"]
+    p_close, p_far = mcnemar(3, 0)[0], mcnemar(40, 0)[0]
+    assert p_close == pytest.approx(0.25)
+    assert ranking.tied == {"best": True, "close": holm([p_close, p_far])[0] >= 0.05, "far": False}
+    assert ranking.tied["close"] is True
+    # pairwise, Holm over the three pairs: close vs far has 37 discordant pairs, significant too
+    assert ranking.beaten_by == {"best": [], "close": [], "far": ["best", "close"]}
+
+
+def test_a_result_without_decisions_is_neither_tied_nor_beaten():
+    best = np.ones(100, bool)
+    unknown = _result("unknown", best)
+    unknown.correct = None
+    (ranking,) = rankings([_result("best", best), unknown])
+    assert ranking.tied["unknown"] is None and ranking.beaten_by["unknown"] is None
+
+
+@pytest.fixture(scope="module")
+def two_detector_run(tmp_path_factory) -> Path:
+    """A real 100-pair LFW run of YuNet and MediaPipe's simple detector."""
+    out = tmp_path_factory.mktemp("board-run")
+    assert main(["--methods", "yunet,mediapipe_simple", "--lfw-dir", str(LFW_DIR), "--weights-dir", str(WEIGHTS_DIR),
+                 "--max-pairs", "100", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.shared
+def test_the_leaderboard_shows_the_runs_figures_and_their_test(two_detector_run, tmp_path):
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(two_detector_run), "--out", str(out), "--quiet"]) == 0
+    report = pd.read_csv(two_detector_run / "report.csv").set_index("method")
+    markdown = (out / "leaderboard.md").read_text()
+    for detector in ("yunet", "mediapipe_simple"):
+        row = report.loc[detector]
+        line = next(line for line in markdown.splitlines() if line.startswith(f"| {detector} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[1:4] == [f"{100 * row['accuracy']:.2f}", f"{100 * row['accuracy_std']:.2f}",
+                              f"{100 * row['strict_accuracy']:.2f}"]
+    # tied: the paired test compare uses (one comparison: Holm leaves McNemar's p as it is)
+    compared = compare_runs(f"{two_detector_run}:yunet", f"{two_detector_run}:mediapipe_simple").iloc[0]
+    (ranking,) = rankings(read_evidence([two_detector_run]).results)
+    second = ranking.results[1].detector
+    assert ranking.tied[second] == (compared["p_value"] >= 0.05)
+    page = (out / "leaderboard.html").read_text()
+    assert "<script" in page and "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
+
+
+@pytest.mark.shared
+def test_copies_give_the_same_document(two_detector_run, tmp_path):
+    assert main(["leaderboard", str(two_detector_run), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["leaderboard", str(two_detector_run), "--copy-to", str(tmp_path / "copies"), "--out",
+                 str(tmp_path / "b"), "--quiet"]) == 0
+    copy = tmp_path / "copies" / two_detector_run.name
+    assert sorted(p.name for p in copy.iterdir()) == ["decisions.csv", "report.csv", "run.json"]
+    assert sum(p.stat().st_size for p in copy.iterdir()) < 100_000
+
+    def without_folders(path: Path) -> str:  # the provenance's folder links differ, nothing else may
+        return "\n".join(line for line in path.read_text().splitlines() if not line.startswith("| 1 |"))
+
+    assert without_folders(tmp_path / "a" / "leaderboard.md") == without_folders(tmp_path / "b" / "leaderboard.md")
+
+
+RESULTS = REPO / "docs" / "results"
+
+
+@pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")
+def test_docs_results_is_what_the_command_makes_of_the_recorded_runs(tmp_path):
+    """docs/RESULTS.md cannot drift from its runs: the command regenerates it unchanged."""
+    runs = sorted(p for p in RESULTS.iterdir() if p.is_dir())
+    copied = tmp_path / "docs"
+    shutil.copytree(RESULTS, copied / "results")
+    assert main(["leaderboard", *map(str, (copied / "results" / p.name for p in runs)), "--out", str(copied),
+                 "--markdown-name", "RESULTS.md", "--quiet"]) == 0
+    assert (copied / "RESULTS.md").read_text() == (REPO / "docs" / "RESULTS.md").read_text()
+
+
+@pytest.mark.shared
+def test_the_page_sorts_and_answers_in_a_real_browser(two_detector_run, tmp_path, browser):  # noqa: F811
+    """Headless chromium opens the page: a click on a header sorts the rows by that column, a
+    second click reverses them; a time budget between the two detectors' times leaves the faster
+    one, marked as a choice."""
+    from selenium.webdriver.common.by import By
+
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(two_detector_run), "--out", str(out), "--quiet"]) == 0
+    browser.get((out / "leaderboard.html").as_uri())
+    table = browser.find_element(By.ID, "table-detectors-edgeface_xs")
+    header = next(th for th in table.find_elements(By.TAG_NAME, "th") if th.text.startswith("ms / img"))
+    column = [th.text for th in table.find_elements(By.TAG_NAME, "th")].index(header.text)
+
+    def times() -> list[float]:
+        return [float(row.find_elements(By.TAG_NAME, "td")[column].get_attribute("data-sort"))
+                for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    header.click()
+    assert header.get_attribute("aria-sort") == "descending" and times() == sorted(times(), reverse=True)
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending" and times() == sorted(times())
+    fast, slow = times()
+    assert fast < slow
+    budget = browser.find_element(By.ID, "q-budget")
+    budget.send_keys(f"{(fast + slow) / 2:.3f}")
+    answer = browser.find_elements(By.CSS_SELECTOR, "#q-result tbody tr")
+    assert len(answer) == 1 and "pick" in answer[0].get_attribute("class")
+    browser.save_screenshot(str(tmp_path / "leaderboard.png"))
+    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
