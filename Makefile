@@ -16,7 +16,7 @@ BENCH_ARGS ?=
 
 GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,0)
 
-.PHONY: setup browser bench-lfw bench-speed gpu-check test lint clean
+.PHONY: setup browser results bench-lfw bench-speed gpu-check test lint clean
 
 setup: $(VENV)/.installed$(if $(filter 1,$(GPU)),-gpu)
 
@@ -66,6 +66,10 @@ browser:
 	else echo "make browser: $(CHROMEDRIVER) is missing; install Debian's chromium and chromium-driver as root:"; \
 		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver"; \
 		echo "(or run sudo make browser); the browser tests skip without them"; exit 1; fi
+
+# docs/RESULTS.md, its charts and docs/leaderboard.html from the recorded runs' copies in docs/results
+results: setup
+	$(PY) -m benchmark leaderboard $(sort $(wildcard docs/results/*)) --out docs --markdown-name RESULTS.md
 
 bench-lfw: setup
 	$(PY) -m benchmark --methods $(METHODS) --lfw-dir $(LFW_DIR) --weights-dir $(WEIGHTS_DIR) \

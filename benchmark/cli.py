@@ -102,7 +102,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    "numbers are the same as with 1 (default: %(default)s)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine's pipeline; ray: a Ray Data pipeline on a Ray cluster (pip install "
-                   ".[ray]; see the README) (default: %(default)s)")
+                   ".[ray]; see docs/GUIDE.md) (default: %(default)s)")
     p.add_argument("--ray-address", help="--engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
                    "default: start a local Ray")
     p.add_argument("--out", help="output folder (default: results/<dataset>, e.g. results/lfw)")

@@ -22,6 +22,7 @@ LAYERS = [
     ("backbones",),
     ("benchmark.protocol",),
     ("benchmark.report",),
+    ("benchmark.leaderboard",),
     ("benchmark.run",),
     ("benchmark.fetch", "benchmark.speed", "benchmark.scale", "benchmark.api", "benchmark.cli", "benchmark.__main__",
      "benchmark"),
@@ -141,6 +142,7 @@ def _torch_imported(code: str) -> bool:
 
 def test_help_and_the_run_readers_start_without_torch():
     assert not _torch_imported("from benchmark.cli import build_parser\nbuild_parser().format_help()")
-    assert not _torch_imported("import benchmark.report.compare, benchmark.report.plots, benchmark.report.summary")
+    assert not _torch_imported("import benchmark.report.compare, benchmark.report.plots, benchmark.report.summary, "
+                               "benchmark.leaderboard.copies")
     assert not _torch_imported("import backbones, face_alignment\nbackbones.BACKENDS")
     assert _torch_imported("import backbones\nbackbones.Embedder")  # the probe can see torch where it is loaded

@@ -3,6 +3,7 @@ against the run folders they are built from (real LFW runs), copies that give th
 and ``docs/RESULTS.md`` equal to what the command makes from ``docs/results``."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -150,3 +151,18 @@ def test_the_page_sorts_and_answers_in_a_real_browser(two_detector_run, tmp_path
     assert len(answer) == 1 and "pick" in answer[0].get_attribute("class")
     browser.save_screenshot(str(tmp_path / "leaderboard.png"))
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")
+def test_the_readmes_headline_figures_are_in_the_generated_results():
+    """The README's headline table is pasted by hand: each of its figures must be one of
+    docs/RESULTS.md's, so that it cannot drift from the recorded runs either."""
+    readme = (REPO / "README.md").read_text()
+    headline = readme[readme.index("## Results"):readme.index("## More")]
+    table = "\n".join(line for line in headline.splitlines() if line.startswith("| EdgeFace") or
+                      line.startswith("| dlib ResNet"))
+    figures = set(re.findall(r"\d+\.\d\d", table)) | set(re.findall(r"\d+\.\d\d", headline.split("\n- ")[1]))
+    assert len(figures) >= 15, figures
+    results = (REPO / "docs" / "RESULTS.md").read_text()
+    missing = sorted(f for f in figures if f"| {f} |" not in results and f" {f}" not in results)
+    assert not missing, f"README figures not in docs/RESULTS.md: {missing}"

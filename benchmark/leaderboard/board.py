@@ -135,8 +135,8 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
     by = {(r.evidence, r.detector): r for r in evidence.results if r.embedder == embedder and r.align == MAIN_ALIGN}
     tied = {(k.evidence, d): t for k in ranks if k.embedder == embedder and k.align == MAIN_ALIGN
             for d, t in k.tied.items()}
-    detectors = sorted({d for _, d in by}, key=lambda d: -max((by[(s, d)].accuracy for s in sets if (s, d) in by),
-                                                             default=0.0))
+    detectors = sorted({d for _, d in by}, key=lambda d: (-max((by[(s, d)].accuracy for s in sets if (s, d) in by),
+                                                              default=0.0), d))
     nme = _landmark_nme(evidence)
     robust = _robustness_summary(evidence, embedder)
     timed = [by[(sets[0], d)] for d in detectors if sets and (sets[0], d) in by]

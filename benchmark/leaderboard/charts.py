@@ -48,8 +48,13 @@ def plot_pareto(results: list[Result], title: str):
     return figure
 
 
+CHARTS_FOLDER = "charts"
+
+
 def save_charts(evidence: Evidence, out: Path) -> list[tuple[str, Path]]:
-    """Every chart of the leaderboard as (caption, PNG path) in ``out``."""
+    """Every chart of the leaderboard as (caption, PNG path) in ``out/charts``."""
+    out = out / CHARTS_FOLDER
+    out.mkdir(parents=True, exist_ok=True)
     charts = []
     main = [r for r in evidence.results if r.align == MAIN_ALIGN]
     for data in datasets(evidence):
@@ -57,20 +62,20 @@ def save_charts(evidence: Evidence, out: Path) -> list[tuple[str, Path]]:
         for embedder in embedders(evidence):
             chosen = [r for r in main if r.evidence == data and r.embedder == embedder]
             if len(chosen) >= 2:
-                path = out / f"leaderboard_pareto-{data}-{embedder}.png"
+                path = out / f"pareto-{data}-{embedder}.png"
                 save_figure(plot_pareto(chosen, f"{name}, {embedder}: accuracy against time"), path)
                 charts.append((f"{name}, {embedder}: accuracy against time (dashed: the Pareto front)", path))
         grid = pd.DataFrame([{"detector": r.detector, "embedder": r.embedder, "accuracy": r.accuracy}
                              for r in main if r.evidence == data])
         if not grid.empty and grid["embedder"].nunique() > 1:
-            path = out / f"leaderboard_heatmap-{data}.png"
+            path = out / f"heatmap-{data}.png"
             save_figure(plot_heatmap(grid, "detector", "embedder", f"{name}: accuracy, detector x embedder"), path)
             charts.append((f"{name}: detector x embedder", path))
     robust = pd.DataFrame([{"detector": r.detector, "condition": r.evidence.partition("@")[2],
                             "embedder": r.embedder, "accuracy": r.accuracy}
                            for r in evidence.results if r.evidence.startswith(ROBUSTNESS)])
     for embedder, group in (robust.groupby("embedder", sort=False) if not robust.empty else []):
-        path = out / f"leaderboard_robustness-{embedder}.png"
+        path = out / f"robustness-{embedder}.png"
         save_figure(plot_heatmap(group, "detector", "condition", f"robustness, {embedder}: accuracy per condition"),
                     path)
         charts.append((f"Robustness, {embedder}: accuracy per condition", path))

@@ -134,9 +134,9 @@ def provenance(folder: Path, kind: str) -> Provenance:
         if (folder / name).is_file():
             rows = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
             break
-    first = rows.iloc[0] if len(rows) else pd.Series(dtype=str)
+    first = {**info, **(rows.iloc[0].to_dict() if len(rows) else {})}  # the rows' own, else run.json's
     return Provenance(str(folder), kind, info.get("dataset", "lfw") if kind != "landmarks" else "landmarks",
-                      first.get("git_commit", "") or "not recorded", first.get("started_at", "") or "not recorded",
+                      first.get("git_commit") or "not recorded", first.get("started_at") or "not recorded",
                       info.get("machine") or "not recorded", info.get("command") or "not recorded")
 
 

@@ -111,7 +111,7 @@ def summary_markdown(run: Run, charts: Sequence[Path] = ()) -> str:
         lines += ["", "## Charts", ""] + [f"![{Path(c).stem}]({Path(c).name})" for c in charts]
     lines += ["", "Accuracy aligns a face the detector did not find at LFW faces' median position (the "
                   "fallback); strict accuracy decides every pair with a face not found \"different\" (no face, no "
-                  "match), as a real system would. Columns are explained in the README (section *Outputs*); "
+                  "match), as a real system would. Columns are explained in docs/GUIDE.md (section *Outputs*); "
                   "`report.csv` has the full-precision values, `scores/` the per-pair distances that `facebench "
                   "compare` tests.", ""]
     return "\n".join(lines)

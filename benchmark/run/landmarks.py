@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ from face_alignment.runtime import check_device
 from face_alignment.selection import refine_targets
 
 from ..protocol.landmarks import NORMALISER, LabelSet, labelled_face_picker, landmark_metrics, read_labels
-from ..report.files import LANDMARK_COLUMNS, output_folder
+from ..report.files import LANDMARK_COLUMNS, output_folder, write_run_info
 from ..report.landmarks import CED_FILE, IMAGES_FOLDER, SUMMARY_FILE, save_ced, write_image_table, write_summary
 from .failures import method_failure
+from .sysinfo import git_commit, run_provenance
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ def run_landmarks(methods: Sequence[str], labels: str | os.PathLike, images_dir:
              len(label_set), label_set.n_skipped)
     out = output_folder(out)
     (out / IMAGES_FOLDER).mkdir(exist_ok=True)
+    write_run_info(out, {"dataset": "landmarks", "labels": str(label_set.source), "git_commit": git_commit(),
+                         "started_at": datetime.now(UTC).isoformat(timespec="seconds"), **run_provenance()})
     rows, raw, unbiased = [], {}, {}
     for method in methods:
         row, table = _run_method(method, label_set, device, weights_dir, progress)

@@ -29,7 +29,7 @@ from ..protocol.conditions import CLEAN, Conditioned, ImageCondition
 from ..protocol.degradations import CONDITIONS, make_condition, parse_conditions
 from ..protocol.pairs import select_folds
 from ..protocol.scores import pair_scores, summarize
-from ..report.files import write_image_log, write_report
+from ..report.files import run_info, write_image_log, write_report, write_run_info
 from ..report.robustness import (
     CLEAN_CONDITION,
     ORACLE,
@@ -46,6 +46,7 @@ from .cropping import CropperRecipe, ImageSource, image_source
 from .failures import method_failure
 from .isolation import Progress
 from .runner import RunConfig, default_out, load_embedder, prepare_run, process_method, run_isolated, timing
+from .sysinfo import run_provenance
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ def run_robustness(config: RobustnessConfig) -> tuple[pd.DataFrame, pd.DataFrame
     probes = _probes(protocol)
     log.info("%d pairs (%s), %d probes, %d conditions", len(protocol.pairs),
              f"folds {','.join(map(str, config.folds))}" if config.folds else "all folds", len(probes), len(specs))
+    write_run_info(run.out, {**run_info(protocol, config.max_pairs), **run_provenance(),
+                             "conditions": [f"{n}-{s}" for n, s in specs]})
     rows, report, landmarks = [], [], None
     for method in [config.oracle, *(m for m in config.methods if m != config.oracle)]:  # the oracle's landmarks first
         work = _work(method, config, len(protocol.pairs.images), len(probes), len(specs))
