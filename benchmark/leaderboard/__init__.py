@@ -28,7 +28,7 @@ from .board import (
 from .charts import save_charts
 from .evidence import Evidence, read_evidence, relative
 from .markdown import leaderboard_markdown
-from .page import leaderboard_html, question_data
+from .page import category_order, leaderboard_html, question_data
 
 __all__ = ["write_leaderboard"]
 
@@ -59,7 +59,8 @@ def write_leaderboard(folders, out: str | os.PathLike, markdown_name: str = MARK
     data = question_data([k for k in ranks if k.align == MAIN_ALIGN], _times(evidence),
                          {r.evidence: r.category for r in evidence.results})
     write_text(page, leaderboard_html(TITLE, intro.replace("`", ""), tables, charts, data, embedders(evidence),
-                                      _categories(evidence), _galleries(evidence, out)))
+                                      category_order(r.category for r in evidence.results if r.category != "clean"),
+                                      _galleries(evidence, out)))
     return [markdown, page]
 
 
@@ -72,12 +73,6 @@ def _times(evidence: Evidence) -> dict[str, dict[str, float]]:
             if r.evidence == data and r.align == MAIN_ALIGN:
                 times.setdefault(r.embedder, {})[r.detector] = r.ms_per_image
     return times
-
-
-def _categories(evidence: Evidence) -> list[str]:
-    """The evidence categories a user can pick, frontal and profiles first."""
-    found = list(dict.fromkeys(r.category for r in evidence.results if r.category != "clean"))
-    return sorted(found, key=lambda c: ({"frontal": 0, "profiles": 1}.get(c, 2), c))
 
 
 def _galleries(evidence: Evidence, out: Path) -> dict[str, list[str]]:

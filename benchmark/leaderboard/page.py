@@ -10,13 +10,13 @@ import html
 import json
 from pathlib import Path
 
-from .board import Ranking, Table
+from .board import DATASET_NAMES, Ranking, Table
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 .3em;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child,td.t{text-align:left}
 th{background:#f1f1f1;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"} th[aria-sort=descending]::after{content:" \\25BC"}
 tr:target,tr.hl{background:#fff3b0} .note{color:#555;font-size:12px;max-width:1100px}
@@ -51,7 +51,7 @@ function answer(){
   const times=DATA.times[embedder]||{};
   const within=Object.keys(times).filter(d=>isNaN(budget)||times[d]<=budget).sort((a,b)=>times[a]-times[b]);
   let out='<table id="q-result"><thead><tr><th>detector</th><th>ms / img</th>'+
-    groups.map(g=>`<th>${g.evidence} acc %</th>`).join('')+'<th>answer</th></tr></thead><tbody>';
+    groups.map(g=>`<th>${g.label} acc %</th>`).join('')+'<th>answer</th></tr></thead><tbody>';
   for(const d of within){
     let ok=groups.length>0, cells='';
     for(const g of groups){
@@ -89,7 +89,8 @@ def table_html(table: Table, detector_links: bool = True) -> str:
             if i == table.detector_column and detector_links:
                 text = f'<a class="det" href="#detector-{html.escape(detector)}">{text}</a>'
             sort = "" if cell.sort is None and cell.text == "" else (cell.text if cell.sort is None else cell.sort)
-            cells.append(f'<td data-sort="{html.escape(str(sort))}">{text}</td>')
+            kind = ' class="t"' if cell.sort is None else ""  # text, left-aligned
+            cells.append(f'<td{kind} data-sort="{html.escape(str(sort))}">{text}</td>')
         ident = f' id="{html.escape(table.anchor)}--{html.escape(detector)}" data-detector="{html.escape(detector)}"' \
             if detector else ""
         body.append(f"<tr{ident}>{''.join(cells)}</tr>")
@@ -102,10 +103,21 @@ def table_html(table: Table, detector_links: bool = True) -> str:
 def question_data(ranks: list[Ranking], times: dict[str, dict[str, float]], category: dict[str, str]) -> dict:
     """What the page's script needs: per ranking its detectors' accuracy and who beats them
     significantly, and each embedder's detectors' time per image."""
+    ordered = sorted(ranks, key=lambda k: (_order(category[k.evidence]), k.evidence))
     return {"times": times, "rankings": [
-        {"evidence": k.evidence, "category": category[k.evidence], "embedder": k.embedder,
+        {"evidence": k.evidence, "label": DATASET_NAMES.get(k.evidence, k.evidence), "category": category[k.evidence],
+         "embedder": k.embedder,
          "results": [{"detector": r.detector, "accuracy": r.accuracy, "beaten_by": k.beaten_by.get(r.detector)}
-                     for r in k.results]} for k in ranks]}
+                     for r in k.results]} for k in ordered]}
+
+
+def category_order(categories) -> list[str]:
+    """The evidence categories a user picks from, frontal and profiles first."""
+    return sorted(set(categories), key=lambda c: (_order(c), c))
+
+
+def _order(category: str) -> int:
+    return {"frontal": 0, "profiles": 1}.get(category, 2)
 
 
 def question_html(embedders: list[str], categories: list[str]) -> str:
