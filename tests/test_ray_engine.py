@@ -123,13 +123,20 @@ def test_a_ray_run_whose_driver_is_killed_resumes_to_the_same_numbers(ray_addres
                              str(MAX_PAIRS), "--engine", "ray", "--ray-address", ray_address, "--out", str(out),
                              "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, HOLD_AFTER_CHUNKS: "1"})
-    driver = _method_process(proc, time.monotonic() + 300)
-    lines = []
-    while holding_line(1) not in (line := proc.stderr.readline()):
-        assert line, f"the run ended (status {proc.wait()}) before it held:\n{''.join(lines)}"
-        lines.append(line)
-    driver.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=120) == 1  # a method failed, the run ended
+    try:
+        driver = _method_process(proc, time.monotonic() + 300)
+        lines = []
+        while holding_line(1) not in (line := proc.stderr.readline()):
+            assert line, f"the run ended (status {proc.wait()}) before it held:\n{''.join(lines)}"
+            lines.append(line)
+        driver.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=120) == 1  # a method failed, the run ended
+    finally:  # a failed test must not leave the run holding
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait(timeout=30)
     assert "Traceback" not in proc.stderr.read()
     cache = _cache(out)
     first = cache.load(N_IMAGES)

@@ -34,10 +34,14 @@ CHUNK = 256  # images per cached chunk (shard) of the runner (process_images' de
 
 class CliRun:
     """``python -m benchmark`` in a subprocess and session of its own, its stderr collected; it
-    holds once it has cached ``hold`` chunks of its own (:mod:`benchmark.run.holdpoint`)."""
+    holds once it has cached ``hold`` chunks of its own (:mod:`benchmark.run.holdpoint`). Every
+    run started is in :attr:`started`, so that one left holding by a failed test is killed."""
+
+    started: list[CliRun] = []
 
     def __init__(self, out: Path, hold: int) -> None:
         self.out, self.hold = out, hold
+        CliRun.started.append(self)
         env = {**os.environ, HOLD_AFTER_CHUNKS: str(hold)}
         self.proc = subprocess.Popen([sys.executable, "-m", "benchmark", *RUN_ARGS, "--out", str(out)], cwd=REPO,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
@@ -80,6 +84,17 @@ class CliRun:
         self._reader.join(10)
         assert "Traceback" not in self.stderr, self.stderr
         return status
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_holding():
+    """A test that fails while a run holds would leave it (and its method's process) waiting forever."""
+    yield
+    for run in CliRun.started:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+            run.proc.wait(timeout=30)
+    CliRun.started.clear()
 
 
 def _cache(out: Path) -> MethodResults | None:
