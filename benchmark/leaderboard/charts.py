@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..report.matrix import plot_heatmap
-from ..report.plots import method_color, save_figure
+from ..report.plots import LABEL_OFFSETS, method_color, place_labels, save_figure
 from .board import DATASET_NAMES, MAIN_ALIGN, datasets, embedders
 from .evidence import ROBUSTNESS, Evidence, Result
 
@@ -31,11 +31,14 @@ def plot_pareto(results: list[Result], title: str):
     ax = figure.subplots()
     points = [(r.ms_per_image, 100 * r.accuracy) for r in timed]
     front = pareto_front(points)
+    labels = []
     for i, (r, (t, a)) in enumerate(zip(timed, points, strict=True)):
         on_front = i in front
         ax.scatter(t, a, s=60 if on_front else 30, color=method_color(r.detector), zorder=3,
                    edgecolors="black" if on_front else "none")
-        ax.annotate(r.detector, (t, a), xytext=(5, 3), textcoords="offset points", fontsize=8)
+        labels.append(ax.annotate(r.detector, (t, a), xytext=LABEL_OFFSETS[0], textcoords="offset points",
+                                  fontsize=8, va="bottom", arrowprops={"arrowstyle": "-", "linewidth": 0.5,
+                                                                      "shrinkA": 1, "shrinkB": 4}))
     if len(front) > 1:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, zorder=2,
                 label="Pareto front")
@@ -45,6 +48,7 @@ def plot_pareto(results: list[Result], title: str):
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
+    place_labels(figure, ax, labels)  # names of detectors of like speed and accuracy kept apart
     return figure
 
 

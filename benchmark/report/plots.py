@@ -130,7 +130,7 @@ def _no_data(ax, title: str, message: str) -> None:
     ax.set_yticks([])
 
 
-def _place_labels(fig: Figure, ax, labels: list) -> None:
+def place_labels(fig: Figure, ax, labels: list) -> None:
     """Move each point's name to the offset around it that covers the least of the points and
     names placed before it (greedy; the first free offset in :data:`LABEL_OFFSETS` order wins) and
     stays inside the panel, so that methods of similar speed and accuracy stay legible."""
@@ -174,7 +174,7 @@ def _move(label, dx: float, dy: float) -> None:
 
 def _speed_panel(ax, rows: pd.DataFrame) -> list:
     """Accuracy against detect + align time per image; the reference (no detector) as a line.
-    Returns the points' name labels (placed by :func:`_place_labels` once the figure is laid out)."""
+    Returns the points' name labels (placed by :func:`place_labels` once the figure is laid out)."""
     title = "Accuracy vs time per image"
     detectors = rows[(rows["method"] != REFERENCE) & rows["detect_ms_median"].gt(0)]
     if detectors.empty:
@@ -243,7 +243,7 @@ def plot_overview(report: Run | pd.DataFrame | str | os.PathLike) -> Figure:
     fig.suptitle(_title(rows) + (f"\nnot shown, failed: {', '.join(failed)} (see summary.md)" if failed else ""),
                  fontsize=13)
     if speed_labels:
-        _place_labels(fig, axes[0, 1], speed_labels)
+        place_labels(fig, axes[0, 1], speed_labels)
     return fig
 
 
