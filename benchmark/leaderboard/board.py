@@ -160,15 +160,19 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
         time_cell = num(first.ms_per_image if first else None, 2)
         if first is not None and first.run in odd_runs:
             time_cell.text += " †"
+        memory_cell = num(first.peak_rss_mb if first else None, 0)
+        if first is not None and first.reused_detections and memory_cell.text:
+            memory_cell.text += " ‡"
         row += [pct(first.success_rate if first else None, 1), pct(nme.get(d), 2),
                 pct(summary.get("mean_accuracy")), text(summary.get("worst_condition")),
-                pct(summary.get("worst_accuracy")), time_cell, num(first.peak_rss_mb if first else None, 0)]
+                pct(summary.get("worst_accuracy")), time_cell, memory_cell]
         rows.append(row)
     note = (f"Alignment {MAIN_ALIGN}. *tied*: not significantly below the best detector of that column's data set "
             f"(McNemar on the pairs' decisions, Holm-corrected, alpha {ALPHA}). Success, time and memory: "
             f"{DATASET_NAMES.get(sets[0], sets[0]) if sets else ''}. NME: landmark error over the inter-ocular "
             "distance (the landmark benchmark). † time from another machine or commit than the others: not "
-            "comparable.")
+            "comparable. ‡ a matrix cell that aligned from cached detections: its peak memory leaves out the "
+            "detector's.")
     return Table(f"{embedder}: the detectors", f"detectors-{embedder}", columns, rows, note)
 
 

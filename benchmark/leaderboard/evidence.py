@@ -82,6 +82,7 @@ class Result:
     peak_rss_mb: float
     run: int  # index of the folder's Provenance
     correct: np.ndarray | None = field(default=None, repr=False)  # per pair: decided right at its fold's threshold
+    reused_detections: bool = False  # aligned from cached detections: its peak memory leaves out the detector's
 
 
 @dataclass
@@ -154,7 +155,8 @@ def _run_results(folder: Path, run: int) -> list[Result]:
                           row.get("embedder") or "edgeface_xs", row.get("align") or "similarity", detector,
                           float(row["accuracy"]), float(row["accuracy_std"]),
                           float(row.get("strict_accuracy", np.nan)), float(row["success_rate"]),
-                          float(row["detect_ms_median"]), float(row["peak_rss_mb"]), run, correct))
+                          float(row["detect_ms_median"]), float(row["peak_rss_mb"]), run, correct,
+                          float(row.get("detections_reused") or 0) > 0))
     return out
 
 
