@@ -61,8 +61,11 @@ CHROMEDRIVER := /usr/bin/chromedriver
 browser:
 	@if [ -x $(CHROMEDRIVER) ] && [ -x /usr/bin/chromium ]; then echo "chromium and chromedriver are installed"; \
 	elif [ "$$(id -u)" -eq 0 ]; then \
-		apt-get update && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+		for try in 1 2 3; do \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+				chromium chromium-driver && break; \
+			[ $$try -lt 3 ] || exit 1; echo "make browser: apt failed, trying again"; sleep 10; \
+		done; \
 	else echo "make browser: $(CHROMEDRIVER) is missing; install Debian's chromium and chromium-driver as root:"; \
 		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium chromium-driver"; \
 		echo "(or run sudo make browser); the browser tests skip without them"; exit 1; fi
