@@ -269,7 +269,8 @@ def landmarks_table(evidence: Evidence) -> Table | None:
     if table.empty:
         return None
     rows = [[Cell(str(row["method"])), pct(row["nme_mean"]), pct(row["nme_median"]), pct(row["nme_p90"]),
-             pct(row["miss_rate"]), num(row["detect_ms_median"], 1)] for _, row in table.iterrows()]
+             pct(row["miss_rate"]), num(row["detect_ms_median"], 1)]
+            for _, row in table.sort_values(["nme_mean", "method"], kind="stable").iterrows()]
     return Table("Landmark error against hand labels", "landmarks",
                  ["detector", "NME mean %", "NME median %", "NME p90 %", "miss %", "ms / img"], rows,
                  "NME: mean point error over the labels' inter-ocular distance (CUHK 5-point labels).")
