@@ -81,7 +81,8 @@ class Result:
     ms_per_image: float
     peak_rss_mb: float
     run: int  # index of the folder's Provenance
-    correct: np.ndarray | None = field(default=None, repr=False)  # per pair: decided right at its fold's threshold
+    # per pair: decided right at its fold's threshold (not compared: results are told apart by their names)
+    correct: np.ndarray | None = field(default=None, repr=False, compare=False)
     reused_detections: bool = False  # aligned from cached detections: its peak memory leaves out the detector's
 
 
