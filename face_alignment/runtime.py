@@ -99,11 +99,6 @@ def onnx_providers(device: str = "auto", tensorrt: bool = False) -> list[str]:
     return [p for p in [*wanted, "CPUExecutionProvider"] if p in available]
 
 
-def half_the_cores() -> int:
-    """Threads per embedding call beside the pipeline's other stage: it embeds two batches at once."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 @dataclass(frozen=True)
 class OrtSettings:
     """ONNX Runtime session settings for the CPU. The defaults are the embedder's
@@ -119,7 +114,7 @@ class OrtSettings:
     """
 
     optimization: str = "all"  # one of _LEVELS
-    intra_threads: int = field(default_factory=lambda: half_the_cores())  # 0: one per core
+    intra_threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))  # 0: one per core
     inter_threads: int = 0
     parallel: bool = False  # ORT_PARALLEL execution mode (branches of the graph at once)
     mem_arena: bool = True

@@ -41,19 +41,3 @@ def test_auto_gives_torchs_lfw_figures(tmp_path):
     assert {m: auto[m] for m in METRICS} == {m: torch[m] for m in METRICS}
     assert auto["accuracy"] > 0.98
     np.testing.assert_allclose(auto_scores.distances, torch_scores.distances, atol=1e-5)
-
-
-@pytest.mark.shared
-def test_a_runs_runtime_embedder_takes_half_the_cores_per_call():
-    """The pipeline embeds two batches at once beside its crop thread, so the run's OpenVINO and
-    ONNX Runtime embedders each take half the cores (OpenVINO's own default is every core)."""
-    from benchmark.run.runner import RunConfig, load_embedder
-    from face_alignment.runtime import half_the_cores
-
-    config = RunConfig(methods=["yunet"], weights_dir=WEIGHTS_DIR, device="cpu")
-    openvino = load_embedder(config, "cpu")
-    assert openvino.backend == "openvino"
-    assert int(openvino._compiled.get_property("INFERENCE_NUM_THREADS")) == half_the_cores()
-    onnx = load_embedder(RunConfig(methods=["yunet"], weights_dir=WEIGHTS_DIR, device="cpu", embedder_backend="onnx"),
-                         "cpu")
-    assert onnx.session.get_session_options().intra_op_num_threads == half_the_cores()

@@ -32,7 +32,7 @@ from backbones import (
 )
 from face_alignment import ALIGN_MODES, align
 from face_alignment.errors import FaceBenchError
-from face_alignment.runtime import check_device, half_the_cores, set_tf32, tf32_enabled
+from face_alignment.runtime import check_device, set_tf32, tf32_enabled
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import REFERENCE, VerificationProtocol
@@ -157,10 +157,8 @@ def load_embedder(config: RunConfig, device: str) -> BaseEmbedder:
     from .calibration import run_calibration
 
     calibration = run_calibration(config) if config.precision == "int8" else None
-    # the pipeline embeds two batches at once beside its crop thread: each call gets half the cores
     return create_embedder(embedder_backend(config), config.precision, config.embedder_model, config.embedder_weights,
-                           config.weights_dir, device, config.batch_size, config.quantized, calibration,
-                           threads=half_the_cores())
+                           config.weights_dir, device, config.batch_size, config.quantized, calibration)
 
 
 @dataclass(frozen=True)
