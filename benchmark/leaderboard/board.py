@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..report.compare import ALPHA, holm, mcnemar
+from ..report.compare import ALPHA, decisions_p, holm
 from ..report.matrix import rank_agreement
 from .evidence import ROBUSTNESS, Evidence, Result
 
@@ -51,13 +51,13 @@ def rankings(results: list[Result], alpha: float = ALPHA) -> list[Ranking]:
         decided = [r for r in members if r.correct is not None and len(r.correct) == n_pairs]
         best = members[0]
         vs_best = [r for r in decided if r is not best] if best in decided else []
-        adjusted = holm([_p(best, r) for r in vs_best]) if vs_best else []
+        adjusted = holm([decisions_p(best.correct, r.correct) for r in vs_best]) if vs_best else []
         ranking.tied = {r.detector: None for r in members}
         if best in decided:
             ranking.tied[best.detector] = True
             ranking.tied.update({r.detector: p >= alpha for r, p in zip(vs_best, adjusted, strict=True)})
         pairs = list(itertools.combinations(decided, 2))
-        adjusted_pairs = holm([_p(a, b) for a, b in pairs]) if pairs else []
+        adjusted_pairs = holm([decisions_p(a.correct, b.correct) for a, b in pairs]) if pairs else []
         ranking.beaten_by = {r.detector: ([] if r in decided else None) for r in members}
         for (a, b), p in zip(pairs, adjusted_pairs, strict=True):
             if p < alpha and a.accuracy != b.accuracy:
@@ -65,10 +65,6 @@ def rankings(results: list[Result], alpha: float = ALPHA) -> list[Ranking]:
                 ranking.beaten_by[loser.detector].append(winner.detector)
         out.append(ranking)
     return out
-
-
-def _p(a: Result, b: Result) -> float:
-    return mcnemar(int(np.count_nonzero(a.correct & ~b.correct)), int(np.count_nonzero(b.correct & ~a.correct)))[0]
 
 
 @dataclass

@@ -116,6 +116,11 @@ def mcnemar(a_only: int, b_only: int) -> tuple[float, str]:
     return float(stats.chi2.sf(statistic, 1)), "chi-square"
 
 
+def decisions_p(correct_a: np.ndarray, correct_b: np.ndarray) -> float:
+    """McNemar's p between two methods' per-pair decisions (right or wrong) over the same pairs."""
+    return mcnemar(int(np.count_nonzero(correct_a & ~correct_b)), int(np.count_nonzero(correct_b & ~correct_a)))[0]
+
+
 def holm(p_values) -> list[float]:
     """Holm's step-down adjustment of ``p_values`` (one family of comparisons), in their order:
     the i-th smallest is multiplied by ``m - i`` (0-based), made non-decreasing, capped at 1."""

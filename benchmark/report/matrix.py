@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..protocol.base import REFERENCE
-from .compare import ALPHA, correct_decisions, holm, mcnemar
+from .compare import ALPHA, correct_decisions, decisions_p, holm
 from .files import Run, load_run, write_frame, write_text
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def ranking(run: Run, table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame
         p_values = []
         for method in group["method"][1:]:
             other = correct_decisions(run.scores(method))
-            p_values.append(mcnemar(int(np.count_nonzero(best & ~other)), int(np.count_nonzero(other & ~best)))[0])
+            p_values.append(decisions_p(best, other))
         adjusted = [np.nan, *holm(p_values)]
         for rank, row in group.iterrows():
             out.append({"embedder": embedder, "align": align, "rank": rank + 1, "detector": row["detector"],
