@@ -19,7 +19,7 @@ import http.client
 import logging
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -112,6 +112,14 @@ def unverified_weights(allow: bool = True) -> Iterator[list[Path]]:
         yield used
     finally:
         _UNVERIFIED.reset(token)
+
+
+def note_unverified(paths: Sequence[Path]) -> None:
+    """Count ``paths`` as used unverified in the enclosing :func:`unverified_weights` block (files
+    another process loaded on this one's behalf, such as a task on a Ray cluster)."""
+    used = _UNVERIFIED.get()
+    if used is not None:
+        used.extend(paths)
 
 
 def verify(path: Path, expected_sha256: str, allow_unverified: bool = False) -> None:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +25,16 @@ import pytest
 
 from benchmark.api import run_lfw
 from benchmark.protocol.degradations import make_condition
+from benchmark.protocol.lfw import lfw_protocol
 from benchmark.protocol.pairs import read_pairs
+from benchmark.run import cropping, runner
 from benchmark.run.cache import FOUND, ROW_ARRAYS, MethodResults, ShardCache
-from benchmark.run.cropping import CropperRecipe
+from benchmark.run.cropping import CropperRecipe, image_source
 from benchmark.run.engine import LocalEngine, MethodWork
+from benchmark.run.facts import EmbedderFacts
 from benchmark.run.holdpoint import HOLD_AFTER_CHUNKS, holding_line
 from benchmark.run.ray_engine import ActorPlan, RayEngine, plan_actors
-from benchmark.run.runner import RunConfig, load_embedder
+from benchmark.run.runner import RunConfig, load_embedder, method_models, run_benchmark
 from face_alignment import pick_target_face
 from tests.conftest import LFW_DIR, LFW_IMAGES, REPO, WEIGHTS_DIR, command_line, pip_install_plugin
 from tests.shared_runs import METRICS
@@ -101,6 +105,36 @@ def test_ray_gives_the_local_engines_results_and_numbers(tmp_path):
     assert np.isfinite(ray_results.detect_ms).all() and (ray_results.detect_ms > 0).all()
     assert float(ray_row["embed_img_per_s"]) > 0 and float(ray_row["wall_s"]) > 0
     assert float(ray_row["peak_rss_mb"]) > 300  # a process that holds torch and EdgeFace
+
+
+def test_the_ray_driver_builds_no_model_and_keys_its_cache_as_the_local_engine(ray_address, tmp_path, monkeypatch):
+    """With the Ray engine, this process (the driver: isolation off) builds no detector and no
+    embedder: a task on the cluster describes them (the facts equal those of the models built here)
+    and the actors build their own. The run's cache has the local engine's key and its row the
+    local engine's numbers and devices."""
+    local = _local_run(tmp_path / "local", SMALL_PAIRS)
+    config = RunConfig(methods=["yunet"], lfw_dir=LFW_DIR, weights_dir=WEIGHTS_DIR, device="cpu", engine="ray",
+                       ray_address=ray_address, max_pairs=SMALL_PAIRS, progress=False, isolate=False,
+                       out=tmp_path / "ray")
+    protocol = lfw_protocol(LFW_DIR, max_pairs=SMALL_PAIRS)
+    here = image_source("yunet", protocol, "cpu", WEIGHTS_DIR), load_embedder(config, "cpu")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Ray driver built a model")
+
+    monkeypatch.setattr(cropping, "create_detector", refuse)
+    source, facts = method_models("yunet", protocol, config)
+    assert source.described() == here[0].described() and source.cropper is None
+    assert facts == EmbedderFacts.of(here[1])
+    run_benchmark(config)  # its parent's description of the embedder is the one model built here
+    assert _cache(config.out).folder.name == _cache(local).folder.name
+    row, local_row = _report(config.out)["yunet"], _report(local)["yunet"]
+    assert row["error"] == "" and {m: row[m] for m in METRICS} == {m: local_row[m] for m in METRICS}
+    for column in ("detector_model", "detector_device", "embedder_device", "detector_weights_sha256"):
+        assert row[column] == local_row[column] != ""
+    monkeypatch.setattr(runner, "create_embedder", refuse)
+    with pytest.raises(AssertionError, match="built a model"):  # the refusals are in force here
+        method_models("yunet", protocol, replace(config, engine="local"))
 
 
 def _method_process(proc: subprocess.Popen, deadline: float) -> psutil.Process:

@@ -175,24 +175,35 @@ class CropperRecipe:
 @dataclass(frozen=True)
 class ImageSource:
     """Where a method's images are and what turns them into crops (``cropper`` here, ``recipe``
-    to build the same in another process)."""
+    to build the same in another process). A *described* source (:meth:`described`) keeps only
+    the facts, for a process whose engine builds its croppers elsewhere (the Ray driver)."""
 
     root: Path
-    cropper: Cropper
+    cropper: Cropper | None
     producer: str  # the code that makes the crops: part of the cache key
     model: str = ""
     weights_sha256: str = ""
     device: str = ""  # where the detector really runs (FaceDetector.real_device); none for reference crops
     recipe: CropperRecipe = CropperRecipe()
-    detector: object = None  # the FaceDetector behind ``cropper``; None for reference crops
+    detector: object = None  # the FaceDetector behind ``cropper``; None for reference crops and described sources
     code_version: str = ""  # a sha256 over the source of the detector and of the face choice
+
+    @property
+    def detects(self) -> bool:
+        """Whether the crops come from a detector (not reference crops)."""
+        return self.recipe.method is not None
+
+    def described(self) -> ImageSource:
+        """This source's facts without its cropper or detector (small, picklable)."""
+        return replace(self, cropper=None, detector=None)
 
     def reusing(self, known: KnownDetections | None) -> ImageSource:
         """This source with ``known`` detections reused, not detected again (here and in ``recipe``)."""
-        if self.detector is None or known is None:
+        if not self.detects or known is None:
             return self
         recipe = replace(self.recipe, known=known)
-        cropper = detector_cropper(self.detector, recipe.pick_face, recipe.template, recipe.align, known)
+        cropper = None if self.detector is None else detector_cropper(self.detector, recipe.pick_face, recipe.template,
+                                                                      recipe.align, known)
         return replace(self, cropper=cropper, recipe=recipe)
 
 
@@ -201,15 +212,23 @@ def image_source(method: str, protocol: VerificationProtocol, device: str, weigh
     """The reference crops for :data:`REFERENCE`, else the images through ``method``'s detector,
     aligned onto ``template`` by ``mode``."""
     if method == REFERENCE:
-        recipe = CropperRecipe(template=template)
-        return ImageSource(protocol.reference_dir, recipe.build(), REFERENCE, recipe=recipe)
-    detector = create_detector(method, device=device, weights_dir=weights_dir)
+        return built_source(CropperRecipe(template=template), protocol.reference_dir)
+    return built_source(CropperRecipe(method, protocol.pick_face, device, weights_dir, template, mode),
+                        protocol.image_root)
+
+
+def built_source(asked: CropperRecipe, root: Path) -> ImageSource:
+    """The image source of ``asked`` over the images under ``root``, its detector built (on the
+    device it asks; the recipe it keeps names the device the detector really got, so that a
+    replica or an actor builds it there, without asking anew)."""
+    if asked.method is None:
+        return ImageSource(root, asked.build(), REFERENCE, recipe=asked)
+    detector = create_detector(asked.method, device=asked.device, weights_dir=asked.weights_dir)
     producer = f"{type(detector).__module__}.{type(detector).__qualname__}"
-    # the device it really got, so that a replica or an actor builds it there, without asking anew
-    recipe = CropperRecipe(method, protocol.pick_face, detector.real_device or device, weights_dir, template, mode)
-    return ImageSource(protocol.image_root, detector_cropper(detector, protocol.pick_face, template, mode), producer,
+    recipe = replace(asked, device=detector.real_device or asked.device)
+    return ImageSource(root, detector_cropper(detector, recipe.pick_face, recipe.template, recipe.align), producer,
                        detector.model_label, weights_sha256(detector.weight_paths), detector.real_device, recipe,
-                       detector, code_version(type(detector), protocol.pick_face, refine_targets))
+                       detector, code_version(type(detector), recipe.pick_face, refine_targets))
 
 
 def code_version(*objects) -> str:

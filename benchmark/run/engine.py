@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,10 @@ class Engine(ABC):
             checkpoint: Callable[[np.ndarray], None]) -> MethodResults:
         """Fill ``results`` for every pending image, calling ``checkpoint(indices)`` after each
         chunk with the indices of its images."""
+
+    def session(self) -> AbstractContextManager:
+        """What this engine keeps open across a method's calls (the Ray engine: the cluster it joined)."""
+        return nullcontext()
 
 
 @dataclass(frozen=True)

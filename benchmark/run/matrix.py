@@ -31,6 +31,7 @@ from .runner import (
     cached_row,
     default_out,
     earlier_rows,
+    engine_for,
     load_embedder,
     method_row,
     prepare_run,
@@ -117,7 +118,7 @@ def _cached_cells(method: str, config: MatrixConfig, protocol, metas: dict[str, 
 
 
 def _computed_cells(args: tuple, config: MatrixConfig, runs: dict[str, PreparedRun]) -> list[dict]:
-    """The rows of a method's cells (``args``: :func:`_run_cells`'), in its own process (with
+    """The rows of a method's cells (``args``: :func:`_cells`'), in its own process (with
     ``config.isolate``) or in this one."""
     if not config.isolate:
         return _run_cells(*args)
@@ -127,8 +128,14 @@ def _computed_cells(args: tuple, config: MatrixConfig, runs: dict[str, PreparedR
                             for cell, (e, _) in cells.items()]
 
 
-def _run_cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dict], out: Path,
-               cells: dict[str, tuple[str, str]], progress: Progress = lambda done, total: None) -> list[dict]:
+def _run_cells(method: str, config: MatrixConfig, *args, **kwargs) -> list[dict]:
+    """:func:`_cells` in one session of the run's engine (Ray: one cluster for every cell)."""
+    with engine_for(config).session():
+        return _cells(method, config, *args, **kwargs)
+
+
+def _cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dict], out: Path,
+           cells: dict[str, tuple[str, str]], progress: Progress = lambda done, total: None) -> list[dict]:
     """The rows of ``method``'s ``cells`` (row name -> embedder, alignment), in this process: a
     cell with a complete cache is read from it; for the others an embedder is loaded once for
     all its alignment modes, and the first cell to detect caches the detections the others reuse."""
@@ -138,10 +145,10 @@ def _run_cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dic
         meta = {**metas[embedder_name], "align": align}
         row = cached_row(method, cell_config, protocol, meta, out, name=cell)
         if row is None:
-            if embedder_name not in loaded:
+            if embedder_name not in loaded and config.engine != "ray":  # Ray's actors build their own
                 with unverified_weights(config.allow_unverified_weights):  # the parent has reported the file (meta)
                     loaded = {embedder_name: load_embedder(cell_config, config.device)}  # one in memory at a time
-            row = method_row(method, cell_config, protocol, meta, out, loaded[embedder_name],
+            row = method_row(method, cell_config, protocol, meta, out, loaded.get(embedder_name),
                              lambda done, total, before=i * n: progress(before + done, total * len(cells)), name=cell)
         rows.append(row)
     return rows

@@ -15,6 +15,10 @@ whatever order the actors finish them; the driver commits each whole chunk
 shard per chunk, and an interrupted run resumes from it. A chunk is one detector call: a data set
 of N images keeps at most N / 256 detector actors busy.
 
+The driver builds no model: its cache keys and its row need the facts of the detector and the
+embedder (the weights' sha256, the devices they really get, their code's version), which a task on
+the cluster finds by building both once where the actors will (:func:`describe_on_cluster`).
+
 Actors (:func:`plan_actors`): one CPU each; the detector pool grows up to the cluster's CPUs less
 one, as does the embedder pool on a CPU-only cluster. Where the cluster has GPUs, the embedder
 actors take one each (half of one where the detector runs on a GPU too, the detectors sharing the
@@ -44,8 +48,8 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +58,13 @@ import numpy as np
 from backbones import BaseEmbedder
 from face_alignment import Face
 from face_alignment.errors import FaceBenchError, MissingDependencyError
+from face_alignment.weights import note_unverified, unverified_weights
 
 from ..protocol.conditions import ImageCondition
 from .cache import PENDING, MethodResults, memory_peaks
-from .cropping import CropperRecipe, Outcome
+from .cropping import CropperRecipe, ImageSource, Outcome, built_source
 from .engine import Engine, MethodWork
+from .facts import EmbedderFacts
 from .pipeline import Cropped, commit, decode_and_crop
 from .sysinfo import PeakMemory
 
@@ -261,6 +267,9 @@ class RayEngine(Engine):
     config: Any  # the run's RunConfig
     load_embedder: EmbedderLoader
 
+    def session(self) -> AbstractContextManager:
+        return _ray(self.config.ray_address)
+
     def run(self, work: MethodWork, results: MethodResults,
             checkpoint: Callable[[np.ndarray], None]) -> MethodResults:
         todo = np.flatnonzero(results.status == PENDING)
@@ -280,6 +289,36 @@ class RayEngine(Engine):
         if not chunks.complete:
             raise FaceBenchError(f"the Ray pipeline ended with {sum(chunks.missing)} images missing")
         return results
+
+
+def describe_on_cluster(asked: CropperRecipe, root: Path, config: Any,
+                        load_embedder: EmbedderLoader) -> tuple[ImageSource, EmbedderFacts]:
+    """The facts of the image source ``asked`` (its template: the embedder's) and of the run's
+    embedder, as a task on the cluster finds them when it builds both where the actors will (one
+    CPU, and a GPU where the cluster has one and the run may use it): the weights' sha256, the
+    devices they really got, their code's version. The driver keys its caches and fills its row
+    with them, and builds neither model."""
+    import ray
+
+    with _ray(config.ray_address):
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        on_gpu = gpus > 0 and config.device != "cpu" and not config.quantized
+        task = ray.remote(_describe).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_retries=0,
+                                             runtime_env=_runtime_env())
+        with _actor_failures(MethodResults.empty(0), 0):
+            source, facts, unverified = ray.get(task.remote(asked, root, config, load_embedder))
+    note_unverified(unverified)
+    return source, facts
+
+
+def _describe(asked: CropperRecipe, root: Path, config: Any,
+              load_embedder: EmbedderLoader) -> tuple[ImageSource, EmbedderFacts, list[Path]]:
+    """:func:`describe_on_cluster`'s task: both built, described (with the files they loaded
+    unverified), dropped."""
+    with unverified_weights(config.allow_unverified_weights) as unverified:
+        embedder = load_embedder(config, config.device)
+        source = built_source(replace(asked, template=embedder.model_input.template), root)
+    return source.described(), EmbedderFacts.of(embedder), unverified
 
 
 def _commit(results: MethodResults, rows: dict[str, np.ndarray]) -> None:

@@ -42,10 +42,19 @@ from ..report.robustness import (
     write_table,
 )
 from .cache import FOUND, STATUS_NAMES, MethodResults
-from .cropping import CropperRecipe, ImageSource, image_source
+from .cropping import CropperRecipe, ImageSource
 from .failures import method_failure
 from .isolation import Progress
-from .runner import RunConfig, default_out, load_embedder, prepare_run, process_method, run_isolated, timing
+from .runner import (
+    RunConfig,
+    default_out,
+    engine_for,
+    method_models,
+    prepare_run,
+    process_method,
+    run_isolated,
+    timing,
+)
 from .sysinfo import run_provenance
 
 log = logging.getLogger(__name__)
@@ -187,7 +196,13 @@ def _kind(condition: str) -> str:
     return CONDITIONS[condition].kind if condition in CONDITIONS else ""
 
 
-def _robust_method(method: str, config: RobustnessConfig, protocol: VerificationProtocol, probes: list[str],
+def _robust_method(method: str, config: RobustnessConfig, *args, **kwargs) -> dict:
+    """:func:`_method_passes` in one session of the run's engine (Ray: one cluster for every pass)."""
+    with engine_for(config).session():
+        return _method_passes(method, config, *args, **kwargs)
+
+
+def _method_passes(method: str, config: RobustnessConfig, protocol: VerificationProtocol, probes: list[str],
                    specs: Sequence[tuple[str, int]], landmarks: Mapping[str, np.ndarray] | None,
                    metas: dict[str, dict], out: Path, progress: Progress = lambda done, total: None) -> dict:
     """One method's rows for each embedder (clean and per condition; the oracle's too when
@@ -202,10 +217,8 @@ def _robust_method(method: str, config: RobustnessConfig, protocol: Verification
     for name in config.embedder_names:
         cell = replace(config, embedder_model=name)
         with unverified_weights(config.allow_unverified_weights):  # the parent has reported the file (meta)
-            embedder = load_embedder(cell, config.device)
+            source, embedder = method_models(method, protocol, cell)
         passes = _Passes(cell, embedder, metas[name], out, progress, total, done_before)
-        source = image_source(method, protocol, config.device, config.weights_dir, embedder.model_input.template,
-                              config.align)
         clean = passes(method, source, images)
         position = {image: i for i, image in enumerate(images)}
         rows = _Rows(method, protocol, clean, np.array([position[p] for p in probes], int), probes, metas[name], out,

@@ -65,6 +65,7 @@ from .cache import (
 from .cellindex import CellIndex, declared_identity
 from .cropping import (
     DETECTOR_ERROR,
+    CropperRecipe,
     ImageSource,
     KnownDetections,
     code_version,
@@ -73,6 +74,7 @@ from .cropping import (
     takes_reference_crops,
 )
 from .engine import Engine, LocalEngine, MethodWork
+from .facts import EmbedderFacts
 from .failures import method_failure
 from .holdpoint import hold_point
 from .isolation import ChildOutcome, Progress, run_in_child
@@ -301,14 +303,13 @@ def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
         times.since_process_start("process start")
     with method_failure(row, name, out):
         with unverified_weights(config.allow_unverified_weights) as unverified:
-            if embedder is None:
+            if embedder is None and config.engine != "ray":
                 with times.stage("embedder"):
                     embedder = load_embedder(config, config.device)
                 unverified.clear()  # the parent has reported the embedder's file (meta)
-            with PeakMemory() as memory:
+            with PeakMemory() as memory, engine_for(config).session():
                 with times.stage("detector"):
-                    source = image_source(method, protocol, config.device, config.weights_dir,
-                                          embedder.model_input.template, config.align)
+                    source, embedder = method_models(method, protocol, config, embedder)
                 row["tf32"] = exact_fp32_on_cuda(source, embedder)
                 row.update(device=embedder.device, detector_model=source.model, unverified_weights=";".join(
                     filter(None, [meta["unverified_weights"], *map(str, unverified)])),
@@ -326,6 +327,24 @@ def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
             CellIndex(out).record(declared_identity(method, config, protocol, meta, protocol.pairs.images), cache, row)
     times.log()
     return row
+
+
+def method_models(method: str, protocol: VerificationProtocol, config: RunConfig,
+                  embedder: BaseEmbedder | None = None) -> tuple[ImageSource, BaseEmbedder | EmbedderFacts]:
+    """``method``'s image source and the run's embedder (``embedder``, else loaded) as this process
+    needs them: built for the local engine; for the Ray engine, whose actors build their own, only
+    described (:func:`~.ray_engine.describe_on_cluster`: built once by a task on the cluster), so that
+    the driver holds no model."""
+    if config.engine == "ray":
+        from .ray_engine import describe_on_cluster
+
+        asked = CropperRecipe(None if method == REFERENCE else method, protocol.pick_face, config.device,
+                              config.weights_dir, align=config.align)
+        return describe_on_cluster(asked, protocol.reference_dir if method == REFERENCE else protocol.image_root,
+                                   config, load_embedder)
+    embedder = embedder or load_embedder(config, config.device)
+    return image_source(method, protocol, config.device, config.weights_dir, embedder.model_input.template,
+                        config.align), embedder
 
 
 def cached_row(method: str, config: RunConfig, protocol: VerificationProtocol, meta: dict, out: Path,
@@ -370,7 +389,7 @@ def score_row(row: dict, results: MethodResults, protocol: VerificationProtocol,
              row["success_rate"])
 
 
-def exact_fp32_on_cuda(source: ImageSource, embedder: BaseEmbedder) -> bool:
+def exact_fp32_on_cuda(source: ImageSource, embedder: BaseEmbedder | EmbedderFacts) -> bool:
     """Turn TF32 off where a stage runs on CUDA (PyTorch's default lets cuDNN convolutions use it,
     so fp32 would not mean fp32) and say whether it is on: the row's and the cache key's ``tf32``."""
     on_cuda = "cuda" in source.device or "cuda" in embedder.real_device
@@ -392,18 +411,19 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     (weights, code) and the condition, not by the embedder or the alignment; the images they cover
     are aligned from them and embedded, not detected again."""
     n = len(images)
-    detections = DetectionCache.of(method, source, meta, images, condition, out, key_parts) if source.detector else None
+    detections = DetectionCache.of(method, source, meta, images, condition, out, key_parts) if source.detects else None
     known = detections.known(n) if detections and config.resume else None
     source = source.reusing(known)
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
+    facts = EmbedderFacts.of(embedder)
     key = cache_key(method=method, detections=detections.key if detections else REFERENCE,
-                    embedder=meta["embedder_sha256"], embedder_code=code_version(type(embedder)),
+                    embedder=meta["embedder_sha256"], embedder_code=facts.code,
                     quantized=config.quantized, flip=config.flip, backend=meta["embedder_backend"],
-                    precision=config.precision, device=embedder.device, versions=meta["versions"],
+                    precision=config.precision, device=facts.device, versions=meta["versions"],
                     root=str(source.root.resolve()), images=list(images), condition=condition.name,
-                    detector_device=source.device, embedder_device=embedder.real_device,
-                    tf32=_tf32(source.device, embedder.real_device), embedder_input=embedder.model_input.key(),
-                    align=config.align if source.detector else "similarity", alignment_code=ALIGNMENT_CODE,
+                    detector_device=source.device, embedder_device=facts.real_device,
+                    tf32=_tf32(source.device, facts.real_device), embedder_input=facts.model_input.key(),
+                    align=config.align if source.detects else "similarity", alignment_code=ALIGNMENT_CODE,
                     **key_parts)
     cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
     if not config.resume:
