@@ -78,32 +78,29 @@ def _tensorrt_options(precision: str, cache_dir) -> dict:
 _OV_PRECISION = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
 
 
-#: OpenVINO streams: one per embedding thread of the pipelined runner (:mod:`benchmark.run.pipeline`)
-OV_STREAMS = 2
-
-
 class OpenVinoEmbedder(BaseEmbedder):
     """Runs an ONNX recognition model with OpenVINO on the CPU (an INT8 QDQ model runs its
     quantized layers in int8, the rest at f32).
 
-    ``streams`` requests run at once, each on its share of the ``threads`` (0: every core): one
-    per calling thread, as the pipeline's two embedding threads call it. With one stream (OpenVINO's
-    latency mode) two callers' requests wait for each other, each spreading over every core, and a
-    core busy detecting stalls the whole request: on this 2-core machine, two threads embedding
-    64-crop batches beside a busy core ran 164-204 crops/s on one stream against 294-320 on two
-    (``facebench speed`` section 3 measures both). The embeddings are the same to the bit."""
+    ``streams`` requests run at once, each on its share of the ``threads`` (0: every core). One
+    stream (the default) gives one caller every core; the pipeline's two embedding threads then
+    take turns. Two streams let them run at once: on this 2-core machine, idle, two threads
+    embedding 64-crop batches ran 356-371 crops/s against 311-336 on one stream, but one caller
+    173 against 305, and the whole `facebench --methods yunet` command was no faster (48.8-52.5 s
+    against 40.9-50.6 s, two rounds): not a default to change on this evidence (``facebench
+    speed`` section 3 times both). The embeddings are the same to the bit."""
 
     backend = "openvino"
 
     def __init__(self, model_path: str | Path, device: str = "auto", batch_size: int | None = None,
                  name: str = "edgeface",
-                 weights_path: Path | None = None, precision: str = "fp32", streams: int = OV_STREAMS,
+                 weights_path: Path | None = None, precision: str = "fp32", streams: int = 1,
                  threads: int = 0, model_input: EmbedderInput = DEFAULT_INPUT) -> None:
         check_embedder(self.backend, precision, device)
         import openvino as ov
 
-        config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision], "PERFORMANCE_HINT": "THROUGHPUT",
-                  "NUM_STREAMS": streams}
+        config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
+                  "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT", "NUM_STREAMS": streams}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         compiled = ov.Core().compile_model(str(model_path), "CPU", config)

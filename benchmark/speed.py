@@ -440,7 +440,7 @@ def embed_paths(data: SpeedData, device: str, cache_dir, every_path: bool = True
                     "no arena/pattern": OrtSettings(mem_arena=False, mem_pattern=False)}
         paths += [EmbedPath(f"onnx fp32 {label}", lambda s=settings: _onnx(data, "cpu", cache_dir, settings=s), False)
                   for label, settings in variants.items()]
-        paths.append(EmbedPath("openvino fp32 1 stream", lambda: _openvino(data, cache_dir, streams=1), False))
+        paths.append(EmbedPath("openvino fp32 2 streams", lambda: _openvino(data, cache_dir, streams=2), False))
     return paths
 
 
@@ -453,8 +453,8 @@ def _onnx(data: SpeedData, device: str, cache_dir, precision: str = "fp32", deri
 
 
 def _openvino(data: SpeedData, cache_dir, streams: int) -> object:
-    """An OpenVINO embedder on the ONNX export with ``streams`` streams (one caller here: one
-    stream has every core, the default's two streams half each)."""
+    """An OpenVINO embedder on the ONNX export with ``streams`` streams (one caller here: the
+    default's one stream has every core, each of two streams half of them)."""
     weights = resolve_weights(DEFAULT_EMBEDDER, None, data.weights_dir)
     return OpenVinoEmbedder(onnx_model_path(weights, cache_dir), "cpu", EMBED_BATCH, DEFAULT_EMBEDDER, weights,
                             streams=streams)
