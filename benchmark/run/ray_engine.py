@@ -301,11 +301,10 @@ def describe_on_cluster(asked: CropperRecipe, root: Path, config: Any,
     import ray
 
     with _ray(config.ray_address):
-        gpus = ray.cluster_resources().get("GPU", 0.0)
-        on_gpu = gpus > 0 and config.device != "cpu" and not config.quantized
+        on_gpu = _embedder_on_gpu(config, ray.cluster_resources().get("GPU", 0.0))
         task = ray.remote(_describe).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_retries=0,
                                              runtime_env=_runtime_env())
-        with _actor_failures(MethodResults.empty(0), 0):
+        with _raised_as_itself():
             source, facts, unverified = ray.get(task.remote(asked, root, config, load_embedder))
     note_unverified(unverified)
     return source, facts
@@ -342,7 +341,7 @@ def _pipeline(work: MethodWork, chunks: list[np.ndarray], config: Any, load_embe
         raise FaceBenchError(f"--device {config.device}: the Ray cluster has no GPU ({resources}); use --device cpu "
                              "or auto")
     plan = plan_actors(cpus, gpus, gpus > 0 and work.recipe.method is not None and work.recipe.device != "cpu",
-                       gpus > 0 and config.device != "cpu" and not config.quantized)
+                       _embedder_on_gpu(config, gpus))
     log.info("%s: Ray cluster of %g CPUs, %g GPUs: up to %d detector actors (%g GPU each), up to %d embedder "
              "actors (%g GPU each)", work.name, cpus, gpus, plan.detectors, plan.detector_gpus, plan.embedders,
              plan.embedder_gpus)
@@ -358,6 +357,11 @@ def _pipeline(work: MethodWork, chunks: list[np.ndarray], config: Any, load_embe
             EmbedActor, fn_constructor_args=(load_embedder, config, work.flip, dim), batch_size=None,
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=plan.embedders), num_gpus=plan.embedder_gpus,
             **_actor_options())
+
+
+def _embedder_on_gpu(config: Any, gpus: float) -> bool:
+    """Whether the run's embedder runs on a GPU of a cluster with ``gpus`` GPUs."""
+    return gpus > 0 and config.device != "cpu" and not config.quantized
 
 
 def _actor_options() -> dict:
@@ -434,13 +438,24 @@ def _actor_failures(results: MethodResults, n: int) -> Iterator[None]:
     import ray.exceptions
 
     try:
-        yield
+        with _raised_as_itself():
+            yield
     except ray.exceptions.RayActorError as exc:
         if exc.actor_init_failed:
             raise FaceBenchError(actor_failure(str(exc))) from None
         raise FaceBenchError(f"{actor_death(str(exc))} after {results.done}/{n} images (a crash in native code, such "
                              "as a segfault or an abort, or a kill); the chunks before are cached: rerun to "
                              "resume") from None
+
+
+@contextmanager
+def _raised_as_itself() -> Iterator[None]:
+    """An exception raised in a Ray task or actor call, raised here as itself (a missing weights
+    file as its :class:`~face_alignment.errors.WeightsError`, say)."""
+    import ray.exceptions
+
+    try:
+        yield
     except ray.exceptions.RayTaskError as exc:
         raise (exc.cause if isinstance(exc.cause, Exception) else exc.as_instanceof_cause()) from None
 
