@@ -87,6 +87,19 @@ def test_a_second_matrix_run_reads_everything_from_the_cache(tmp_path, monkeypat
 
 
 @pytest.mark.shared
+def test_a_matrix_run_without_resume_still_detects_once(tmp_path):
+    """--no-resume recomputes every cell, but a method's later cells align from the detections its
+    first cell has just made, as a resumed run's do."""
+    args = ["matrix", "--methods", "yunet", "--lfw-dir", str(RUN_ARGS[3]), "--weights-dir", str(RUN_ARGS[5]),
+            "--max-pairs", "20", "--device", "cpu", "--embedders", "edgeface_xs,edgeface_xxs", "--aligns", "eyes",
+            "--out", str(tmp_path), "--quiet", "--no-resume"]
+    for _ in range(2):  # the second run, over complete caches, detects again once
+        assert main(args) == 0
+        report = load_run(tmp_path).report
+        assert report["detections_reused"].tolist() == [0, report["n_images"].iloc[0]]
+
+
+@pytest.mark.shared
 def test_the_notebook_api_runs_a_matrix(tmp_path):
     import benchmark
 

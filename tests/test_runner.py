@@ -9,10 +9,11 @@ import pytest
 from benchmark.cli import main
 from benchmark.protocol.pairs import read_pairs
 from benchmark.protocol.scores import summarize
+from benchmark.report.files import read_run_info
 from benchmark.run.cache import FALLBACK, FOUND, PENDING, UNREADABLE, MethodResults, ShardCache
 from benchmark.run.cropping import detector_cropper
 from benchmark.run.pipeline import process_images
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.runner import ReportFile, RunConfig, run_benchmark
 from tests.conftest import LFW_DIR, LFW_IMAGES, WEIGHTS_DIR
 
 pytestmark = pytest.mark.shared
@@ -96,6 +97,20 @@ def test_unknown_method_is_a_clear_error(capsys):
 def _report(out) -> dict[str, dict[str, str]]:
     with open(out / "report.csv", newline="") as fh:
         return {row["method"]: row for row in csv.DictReader(fh)}
+
+
+def test_a_run_keeps_the_rows_another_run_wrote_into_its_folder_meanwhile(tmp_path):
+    def run(methods):
+        return run_benchmark(RunConfig(methods=methods, lfw_dir=LFW_DIR, weights_dir=WEIGHTS_DIR, out=tmp_path,
+                                       device="cpu", max_pairs=40, progress=False, isolate=False))
+
+    (yunet,) = run(["yunet"])
+    started = ReportFile(tmp_path, read_run_info(tmp_path), ["yunet"])  # a run into the folder starts ...
+    run(["mediapipe_simple"])  # ... another one adds its row ...
+    beside = _report(tmp_path)["mediapipe_simple"]
+    started.add([yunet])  # ... and the first one writes its own row afterwards
+    assert list(_report(tmp_path)) == ["yunet", "mediapipe_simple"]
+    assert _report(tmp_path)["mediapipe_simple"] == beside
 
 
 def test_a_rerun_keeps_the_other_rows_and_a_cached_rerun_changes_no_figure(tmp_path, caplog):

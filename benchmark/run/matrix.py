@@ -20,17 +20,17 @@ from backbones import DEFAULT_EMBEDDER
 from face_alignment.weights import unverified_weights
 
 from ..protocol.base import REFERENCE
-from ..report.files import run_info, write_report, write_run_info
+from ..report.files import run_info, write_run_info
 from ..report.matrix import write_matrix_outputs
 from ..report.summary import write_run_outputs
 from .cropping import takes_reference_crops
 from .isolation import Progress
 from .runner import (
     PreparedRun,
+    ReportFile,
     RunConfig,
     cached_row,
     default_out,
-    earlier_rows,
     engine_for,
     load_embedder,
     method_row,
@@ -77,15 +77,14 @@ def run_matrix(config: MatrixConfig) -> list[dict]:
     protocol, out = first.protocol, first.out
     names = _cell_names(config, runs)
     info = {**run_info(protocol, config.max_pairs), **run_provenance()}
-    report = {row["method"]: row for row in earlier_rows(out, info, [n for cells in names.values() for n in cells])}
+    report = ReportFile(out, info, [n for cells in names.values() for n in cells])
     write_run_info(out, info)
     rows = []
     for method in [REFERENCE, *config.methods] if REFERENCE in names else config.methods:
         args = (method, config, protocol, {e: r.meta for e, r in runs.items()}, out, names[method])
-        for row in _cached_cells(*args) or _computed_cells(args, config, runs):
-            rows.append(row)
-            report[row["method"]] = row
-        write_report(list(report.values()), out / "report.csv")
+        method_rows = _cached_cells(*args) or _computed_cells(args, config, runs)
+        rows.extend(method_rows)
+        report.add(method_rows)
     log.info("report written to %s", out / "report.csv")
     write_run_outputs(out)
     write_matrix_outputs(out)
@@ -141,7 +140,7 @@ def _cells(method: str, config: MatrixConfig, protocol, metas: dict[str, dict], 
     all its alignment modes, and the first cell to detect caches the detections the others reuse."""
     n, rows, loaded = len(protocol.pairs.images), [], {}
     for i, (cell, (embedder_name, align)) in enumerate(cells.items()):
-        cell_config = replace(config, embedder_model=embedder_name, align=align)
+        cell_config = replace(config, embedder_model=embedder_name, align=align, keep_detections=i > 0)
         meta = {**metas[embedder_name], "align": align}
         row = cached_row(method, cell_config, protocol, meta, out, name=cell)
         if row is None:

@@ -214,8 +214,8 @@ def _method_passes(method: str, config: RobustnessConfig, protocol: Verification
     table: list[dict] = []
     report: list[dict] = []
     done_before = 0
-    for name in config.embedder_names:
-        cell = replace(config, embedder_model=name)
+    for i, name in enumerate(config.embedder_names):
+        cell = replace(config, embedder_model=name, keep_detections=i > 0)
         with unverified_weights(config.allow_unverified_weights):  # the parent has reported the file (meta)
             source, embedder = method_models(method, protocol, cell)
         passes = _Passes(cell, embedder, metas[name], out, progress, total, done_before)

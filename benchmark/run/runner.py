@@ -115,6 +115,9 @@ class RunConfig:
     precision: str = "fp32"  # fp32 | fp16 | int8
     quantized: bool = False
     resume: bool = True
+    # with resume off, still align from the detections cached beside this run's own earlier cell (a
+    # matrix's later cells, a robustness run's later embedders: detect once, also under --no-resume)
+    keep_detections: bool = False
     max_pairs: int | None = None
     progress: bool = True
     allow_unverified_weights: bool = False
@@ -224,15 +227,14 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     if protocol.reference_dir and takes_reference_crops(run.embedder.model_input.template):
         methods.insert(0, REFERENCE)
     info = {**run_info(protocol, config.max_pairs), **run_provenance()}
-    report = {row["method"]: row for row in earlier_rows(out, info, methods)}
+    report = ReportFile(out, info, methods)
     write_run_info(out, info)
     rows = []
     for method in methods:
         with times.stage(method):
             row = cached_row(method, config, protocol, meta, out) or _computed_row(method, config, run)
             rows.append(row)
-            report[method] = row  # an earlier row of the method is replaced where it stood
-            write_report(list(report.values()), out / "report.csv")
+            report.add([row])
     log.info("report written to %s", out / "report.csv")
     with times.stage("charts and summary"):
         write_run_outputs(out)
@@ -267,6 +269,26 @@ def earlier_rows(out: Path, info: dict, methods: Sequence[str]) -> list[dict]:
     if others:
         log.info("keeping the rows of %s from an earlier run over the same pairs in %s", ", ".join(others), out)
     return rows
+
+
+class ReportFile:
+    """``out/report.csv`` as a run adds its rows: each write reads the file again and replaces only
+    this run's methods' rows (where they stood), so the rows that another run into the same folder
+    has written meanwhile are kept; rows over other pairs than this run's are dropped at its first
+    write (:func:`earlier_rows`)."""
+
+    def __init__(self, out: Path, info: dict, methods: Sequence[str]) -> None:
+        self.path = out / "report.csv"
+        self.drop_file_rows = bool(read_report_rows(self.path)) and not earlier_rows(out, info, methods)
+        self.mine: dict[str, dict] = {}
+
+    def add(self, rows: Sequence[dict]) -> None:
+        """Write ``rows`` (this run's) into the file, over what it holds now."""
+        self.mine.update((row["method"], row) for row in rows)
+        report = {} if self.drop_file_rows else {row["method"]: row for row in read_report_rows(self.path)}
+        self.drop_file_rows = False
+        report.update(self.mine)
+        write_report(list(report.values()), self.path)
 
 
 def run_isolated(target: Callable[..., object], args: tuple, name: str, total: int, progress: bool) -> ChildOutcome:
@@ -412,7 +434,7 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     are aligned from them and embedded, not detected again."""
     n = len(images)
     detections = DetectionCache.of(method, source, meta, images, condition, out, key_parts) if source.detects else None
-    known = detections.known(n) if detections and config.resume else None
+    known = detections.known(n) if detections and (config.resume or config.keep_detections) else None
     source = source.reusing(known)
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
     facts = EmbedderFacts.of(embedder)
@@ -428,7 +450,7 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
     if not config.resume:
         cache.clear()
-        if detections:
+        if detections and not config.keep_detections:
             detections.clear()
     dim = embedder.model_input.dim
     results = (cache.load(n, dim) if config.resume else None) or MethodResults.empty(n, dim)
