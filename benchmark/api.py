@@ -53,7 +53,8 @@ def run_lfw(methods: str | Sequence[str] = ("yunet", "mtcnn"), lfw_dir: str | os
 
     ``options`` are :class:`~benchmark.run.runner.RunConfig`'s other fields: ``aligned_dir`` (adds the
     reference row), ``pairs`` (another pairs file), ``device``, ``flip``, ``max_pairs``,
-    ``batch_size``, ``workers``, ``detect_workers`` (detection replicas, or ``"auto"``), ``engine``
+    ``batch_size``, ``workers``, ``detect_workers`` (detection replicas, or ``"auto"``), ``cache_dir`` (runs
+    that share one share their detections), ``engine``
     (``"local"`` or ``"ray"``) and ``ray_address``, ``resume``, ``progress`` (the tqdm bars), ... The run folder ``out``
     (default ``results/lfw``) holds everything else (per-pair scores, per-image logs, charts,
     summary.md): read it with :func:`load_run`.

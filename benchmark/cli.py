@@ -106,6 +106,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", help="--engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
                    "default: start a local Ray")
     p.add_argument("--out", help="output folder (default: results/<dataset>, e.g. results/lfw)")
+    p.add_argument("--cache-dir", help="where the caches go (default: <out>/cache); runs that share one share their "
+                   "detections: a run over images another one detected aligns from its detections (CFP-FF after "
+                   "CFP-FP, a --max-pairs subset after the full run)")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation: embedding of image + mirror")
     p.add_argument("--embedder-model", default=DEFAULT_EMBEDDER, metavar="NAME|onnx:PATH",
                    help="the embedding model: a registered one (`facebench embedders` lists them) or onnx:PATH, any "
@@ -385,7 +388,7 @@ def _config(args, kind, **extra):
     return kind(
         methods=resolve_methods(args.methods, args.weights_dir), dataset=args.dataset, lfw_dir=args.lfw_dir,
         cfp_dir=args.cfp_dir, pairs=args.pairs, weights_dir=args.weights_dir, aligned_dir=args.aligned_dir,
-        out=args.out, device=args.device, batch_size=args.batch_size,
+        out=args.out, cache_dir=args.cache_dir, device=args.device, batch_size=args.batch_size,
         workers=args.workers, detect_batch=args.detect_batch, flip=args.flip,
         embedder_model=args.embedder_model, embedder_backend=args.embedder, precision=args.precision,
         embedder_weights=args.embedder_weights, quantized=args.quantized, resume=args.resume,

@@ -85,11 +85,11 @@ def declared_identity(method: str, config, protocol: VerificationProtocol, meta:
 
 
 class CellIndex:
-    """The index entries of a run folder: ``<out>/cache/cells/<identity>.json``, each naming a
-    cell's cache folder and its :data:`BUILT_FACTS`."""
+    """The index entries of a cache folder (``<out>/cache``, or ``--cache-dir``):
+    ``<cache>/cells/<identity>.json``, each naming a cell's cache folder and its :data:`BUILT_FACTS`."""
 
-    def __init__(self, out: Path) -> None:
-        self.folder = Path(out) / "cache" / INDEX_FOLDER
+    def __init__(self, cache: Path) -> None:
+        self.folder = Path(cache) / INDEX_FOLDER
 
     def record(self, identity: str | None, cache: ShardCache, row: dict) -> None:
         """Note that the complete ``cache`` is the cell ``identity`` (None: nothing to note)."""

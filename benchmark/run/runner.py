@@ -57,7 +57,6 @@ from .cache import (
     STATUS_NAMES,
     UNREADABLE,
     MethodResults,
-    Shard,
     ShardCache,
     cache_key,
     memory_peaks,
@@ -67,12 +66,12 @@ from .cropping import (
     DETECTOR_ERROR,
     CropperRecipe,
     ImageSource,
-    KnownDetections,
     code_version,
     detector_cropper,
     image_source,
     takes_reference_crops,
 )
+from .detections import DetectionCache
 from .engine import Engine, LocalEngine, MethodWork
 from .facts import EmbedderFacts
 from .failures import method_failure
@@ -118,6 +117,7 @@ class RunConfig:
     # with resume off, still align from the detections cached beside this run's own earlier cell (a
     # matrix's later cells, a robustness run's later embedders: detect once, also under --no-resume)
     keep_detections: bool = False
+    cache_dir: str | Path | None = None  # None: <out>/cache; one folder for several runs shares their detections
     max_pairs: int | None = None
     progress: bool = True
     allow_unverified_weights: bool = False
@@ -346,7 +346,8 @@ def method_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
         with times.stage("scores"):
             score_row(row, results, protocol, out, memory.gpu.nvml_mb)
         if results.done == len(protocol.pairs.images):
-            CellIndex(out).record(declared_identity(method, config, protocol, meta, protocol.pairs.images), cache, row)
+            identity = declared_identity(method, config, protocol, meta, protocol.pairs.images)
+            CellIndex(cache_root(config, out)).record(identity, cache, row)
     times.log()
     return row
 
@@ -380,14 +381,14 @@ def cached_row(method: str, config: RunConfig, protocol: VerificationProtocol, m
         identity = declared_identity(method, config, protocol, meta, protocol.pairs.images)
     except FaceBenchError:  # an unknown method, say: the slow path puts the error in its row
         return None
-    found = CellIndex(out).lookup(identity, len(protocol.pairs.images),
-                                  embedder_spec(config.embedder_model).model_input.dim)
+    index = CellIndex(cache_root(config, out))
+    found = index.lookup(identity, len(protocol.pairs.images), embedder_spec(config.embedder_model).model_input.dim)
     if found is None:
         return None
     results, facts = found
     name = name or method
     log.info("%s: all %d images read from the complete cache in %s (no model built)", name, results.done,
-             CellIndex(out).folder.parent)
+             index.folder.parent)
     nvml = facts.pop("peak_gpu_nvml_mb", None)
     row = {"method": name, "detector": method, **meta, "unverified_weights": "", **facts}
     with method_failure(row, name, out):
@@ -433,8 +434,9 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     (weights, code) and the condition, not by the embedder or the alignment; the images they cover
     are aligned from them and embedded, not detected again."""
     n = len(images)
-    detections = DetectionCache.of(method, source, meta, images, condition, out, key_parts) if source.detects else None
-    known = detections.known(n) if detections and (config.resume or config.keep_detections) else None
+    root = cache_root(config, out)
+    detections = detection_cache(method, source, meta, condition, root, key_parts) if source.detects else None
+    known = detections.known(images) if detections and (config.resume or config.keep_detections) else None
     source = source.reusing(known)
     work = MethodWork(method, images, source.root, source.cropper, embedder, config.flip, condition, source.recipe)
     facts = EmbedderFacts.of(embedder)
@@ -447,7 +449,7 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
                     tf32=_tf32(source.device, facts.real_device), embedder_input=facts.model_input.key(),
                     align=config.align if source.detects else "similarity", alignment_code=ALIGNMENT_CODE,
                     **key_parts)
-    cache = ShardCache(out / "cache" / f"{method}-{key[:16]}")
+    cache = ShardCache(root / f"{method}-{key[:16]}")
     if not config.resume:
         cache.clear()
         if detections and not config.keep_detections:
@@ -465,7 +467,7 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
         _check_detector_works(results)
         cache.write_chunk(results, indices)
         if detections:
-            detections.add(results, indices, known)
+            detections.add(results, images, indices, known)
         progress(results.done, n)
         saved += 1
         hold_point(saved)
@@ -474,40 +476,19 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
     return engine_for(config).run(work, results, checkpoint), cache, processed
 
 
-class DetectionCache(ShardCache):
-    """A detector's detections of a run's images under one condition, cached for every embedder and
-    alignment: the shards of :class:`MethodResults` rows without embeddings (dimension 0), in
-    ``<out>/cache/detections/<method>-<key>``, written beside each chunk of the cell that made them."""
+def detection_cache(method: str, source: ImageSource, meta: dict, condition: ImageCondition, root: Path,
+                    key_parts: dict) -> DetectionCache:
+    """The cache of ``method``'s detections under ``condition`` of any images of ``source``'s folder
+    (``key_parts``: what else shaped those images, e.g. the oracle whose landmarks place an occlusion)."""
+    key = cache_key(kind="detections", method=method, detector=source.producer, weights=source.weights_sha256,
+                    code=source.code_version, versions=meta["versions"], root=str(source.root.resolve()),
+                    condition=condition.name, detector_device=source.device, tf32=_tf32(source.device), **key_parts)
+    return DetectionCache(root / "detections" / f"{method}-{key[:16]}", key)
 
-    def __init__(self, folder: Path, key: str) -> None:
-        super().__init__(folder)
-        self.key = key
 
-    @classmethod
-    def of(cls, method: str, source: ImageSource, meta: dict, images: Sequence[str], condition: ImageCondition,
-           out: Path, key_parts: dict) -> DetectionCache:
-        """The cache of ``method``'s detections of ``images`` under ``condition`` (``key_parts``: what
-        else shaped those images, e.g. the oracle whose landmarks place an occlusion)."""
-        key = cache_key(kind="detections", method=method, detector=source.producer, weights=source.weights_sha256,
-                        code=source.code_version, versions=meta["versions"], root=str(source.root.resolve()),
-                        images=list(images), condition=condition.name, detector_device=source.device,
-                        tf32=_tf32(source.device), **key_parts)
-        return cls(out / "cache" / "detections" / f"{method}-{key[:16]}", key)
-
-    def _read_totals(self, results: MethodResults) -> None:
-        """Detections have no run totals (their cells have)."""
-
-    def known(self, n: int) -> KnownDetections | None:
-        """The detections cached so far, or None."""
-        cached = self.load(n, dim=0)
-        return None if cached is None else KnownDetections.of(cached)
-
-    def add(self, results: MethodResults, indices: np.ndarray, known: KnownDetections | None) -> None:
-        """Cache the detections of a chunk's images that were not ``known`` before this run."""
-        fresh = np.array([i for i in indices if known is None or not known.knows(int(i))], np.int64)
-        if fresh.size:
-            shard = Shard.of(results, fresh)
-            replace(shard, embeddings=shard.embeddings[:, :0]).write(self.folder)
+def cache_root(config: RunConfig, out: Path) -> Path:
+    """Where the run's caches go: ``--cache-dir``, else ``<out>/cache``."""
+    return Path(config.cache_dir) if config.cache_dir else out / "cache"
 
 
 def check_engine(engine: str) -> None:
