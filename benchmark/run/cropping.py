@@ -68,12 +68,6 @@ class KnownDetections:
     detect_ms: np.ndarray  # (n,) float32
     reasons: dict[int, str]
 
-    @classmethod
-    def of(cls, results) -> KnownDetections:
-        """The detections in a :class:`~.cache.MethodResults` (a detection cache's, or a run's)."""
-        return cls(results.status, results.boxes, results.points, results.scores, results.detect_ms,
-                   dict(results.reasons))
-
     def knows(self, index: int) -> bool:
         """Whether image ``index`` was detected (an unreadable image is decoded again)."""
         return self.status[index] in (FOUND, FALLBACK)
