@@ -2,6 +2,7 @@
 cached detections, and gives the numbers a fresh run of that cell gives; detections are cached by
 image name, so another run over some of the same images (CFP-FF after CFP-FP) reuses them too."""
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,8 +10,12 @@ import pytest
 import benchmark
 from benchmark.cli import main
 from benchmark.protocol.cfp import cfp_protocol
+from benchmark.protocol.conditions import CLEAN
 from benchmark.protocol.scores import PairScores
+from benchmark.run.cropping import image_source
 from benchmark.run.detections import DetectionCache
+from benchmark.run.runner import detection_cache
+from face_alignment.selection import pick_target_face
 from tests.conftest import SHARED, WEIGHTS_DIR
 from tests.shared_runs import METRICS, cli_args, report_row
 
@@ -68,3 +73,17 @@ def test_cfp_ff_aligns_from_the_detections_of_cfp_fp_in_one_cache_dir(tmp_path, 
         known = DetectionCache(folder, "").known(ff_images)
     assert "removing unreadable detections file" in caplog.text and not files[0].exists()
     assert 0 < np.count_nonzero(known.status) < len(ff_images)
+
+
+def test_two_face_choices_over_one_folder_keep_their_detections_apart(tmp_path):
+    """Detections are keyed by the folder, not the image list: a protocol that picks another face
+    of the same images (CFP's central face, LFW's target face) must not read the other's."""
+    protocol = cfp_protocol("cfp-ff", SHARED / "data" / "cfp", 4)
+    central = image_source("yunet", protocol, "cpu", WEIGHTS_DIR)
+    target = image_source("yunet", replace(protocol, pick_face=pick_target_face), "cpu", WEIGHTS_DIR)
+    meta = {"versions": "same"}
+    assert central.code_version == target.code_version  # one module holds both pickers
+    assert detection_cache("yunet", central, meta, CLEAN, tmp_path, {}).folder != \
+        detection_cache("yunet", target, meta, CLEAN, tmp_path, {}).folder
+    assert detection_cache("yunet", central, meta, CLEAN, tmp_path, {}).folder == \
+        detection_cache("yunet", image_source("yunet", protocol, "cpu", WEIGHTS_DIR), meta, CLEAN, tmp_path, {}).folder

@@ -3,7 +3,7 @@
 Detect once, embed many: the detections (status, score, time, box and five points of the target
 face) of a detector under one image condition are kept apart from any embedder or alignment, in
 ``<cache>/detections/<method>-<key>``, the key over the detector (its class, weights, code), the
-library versions, the image folder, the condition and the devices, not the image list. Each
+face choice, the library versions, the image folder, the condition and the devices, not the image list. Each
 committed chunk is one file, ``detections-<hash of its names>.npz``: its images' names (relative
 to the folder) and their rows. A run over any list of the folder's images, then, aligns from the
 detections it finds there: a matrix's later cells, a robustness run's later embedders, a

@@ -479,10 +479,14 @@ def process_method(method: str, source: ImageSource, config: RunConfig, images: 
 def detection_cache(method: str, source: ImageSource, meta: dict, condition: ImageCondition, root: Path,
                     key_parts: dict) -> DetectionCache:
     """The cache of ``method``'s detections under ``condition`` of any images of ``source``'s folder
-    (``key_parts``: what else shaped those images, e.g. the oracle whose landmarks place an occlusion)."""
+    (``key_parts``: what else shaped those images, e.g. the oracle whose landmarks place an occlusion).
+    The face choice is named in the key: two protocols over one folder may pick another face, and
+    the code's hash alone does not tell two pickers of one module apart."""
+    pick = source.recipe.pick_face
     key = cache_key(kind="detections", method=method, detector=source.producer, weights=source.weights_sha256,
-                    code=source.code_version, versions=meta["versions"], root=str(source.root.resolve()),
-                    condition=condition.name, detector_device=source.device, tf32=_tf32(source.device), **key_parts)
+                    code=source.code_version, pick=f"{pick.__module__}.{pick.__qualname__}",
+                    versions=meta["versions"], root=str(source.root.resolve()), condition=condition.name,
+                    detector_device=source.device, tf32=_tf32(source.device), **key_parts)
     return DetectionCache(root / "detections" / f"{method}-{key[:16]}", key)
 
 
