@@ -107,6 +107,21 @@ def test_copies_give_the_same_document(two_detector_run, tmp_path):
     assert without_folders(tmp_path / "a" / "leaderboard.md") == without_folders(tmp_path / "b" / "leaderboard.md")
 
 
+@pytest.mark.shared
+def test_results_over_other_pairs_are_kept_apart_not_ranked_together(two_detector_run):
+    """A 100-pair run beside the recorded 6,000-pair LFW matrix: the same detector on the same data
+    set over other pairs is another piece of evidence (named with its pair count), neither replacing
+    the other nor ranked against results over other pairs."""
+    evidence = read_evidence([REPO / "docs" / "results" / "lfw-matrix", two_detector_run])
+    yunet = {r.evidence: r for r in evidence.results
+             if r.detector == "yunet" and r.embedder == "edgeface_xs" and r.align == "similarity"}
+    assert sorted(yunet) == ["lfw (100 pairs)", "lfw (6,000 pairs)"]
+    assert [len(r.correct) for r in (yunet["lfw (100 pairs)"], yunet["lfw (6,000 pairs)"])] == [100, 6000]
+    for ranking in rankings(evidence.results):
+        assert len({len(r.correct) for r in ranking.results}) == 1, ranking.evidence
+        assert None not in ranking.tied.values(), ranking.evidence
+
+
 RESULTS = REPO / "docs" / "results"
 
 

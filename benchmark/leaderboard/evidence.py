@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,7 @@ class Result:
     # per pair: decided right at its fold's threshold (not compared: results are told apart by their names)
     correct: np.ndarray | None = field(default=None, repr=False, compare=False)
     reused_detections: bool = False  # aligned from cached detections: its peak memory leaves out the detector's
+    n_pairs: int = 0  # how many pairs it was scored on
 
 
 @dataclass
@@ -98,7 +99,8 @@ class Evidence:
 
 def read_evidence(folders) -> Evidence:
     """The evidence of ``folders`` (run folders or their copies), in order; a result that a later
-    folder has too (same evidence, embedder, alignment, detector) is the later folder's."""
+    folder has too (same evidence over as many pairs, embedder, alignment, detector) is the later
+    folder's."""
     evidence = Evidence()
     for folder in map(Path, folders):
         kind = folder_kind(folder)
@@ -113,7 +115,7 @@ def read_evidence(folders) -> Evidence:
             evidence.robustness = pd.concat([evidence.robustness, summary], ignore_index=True)
         else:
             evidence.results += _run_results(folder, run)
-    evidence.results = _latest(evidence.results)
+    evidence.results = _latest(_apart_by_pairs(evidence.results))
     return evidence
 
 
@@ -157,7 +159,7 @@ def _run_results(folder: Path, run: int) -> list[Result]:
                           float(row["accuracy"]), float(row["accuracy_std"]),
                           float(row.get("strict_accuracy", np.nan)), float(row["success_rate"]),
                           float(row["detect_ms_median"]), float(row["peak_rss_mb"]), run, correct,
-                          float(row.get("detections_reused") or 0) > 0))
+                          float(row.get("detections_reused") or 0) > 0, int(float(row["n_pairs"]))))
     return out
 
 
@@ -174,7 +176,7 @@ def _robustness_results(folder: Path, run: int) -> list[Result]:
         out.append(Result(f"{ROBUSTNESS}@{condition}", CONDITION_CATEGORIES.get(row["condition"], "clean"),
                           row.get("embedder") or "edgeface_xs", "similarity", row["method"], float(row["accuracy"]),
                           float(row["accuracy_std"]), float(row["strict_accuracy"]), float(row["success_rate"]),
-                          float(row["detect_ms_median"]), np.nan, run, correct))
+                          float(row["detect_ms_median"]), np.nan, run, correct, n_pairs=int(float(row["n_pairs"]))))
     return out
 
 
@@ -202,6 +204,17 @@ def pack_decisions(correct: np.ndarray) -> str:
 
 def unpack_decisions(packed: str, n_pairs: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(packed), np.uint8))[:n_pairs].astype(bool)
+
+
+def _apart_by_pairs(results: list[Result]) -> list[Result]:
+    """Figures over other pairs are other evidence (a ``--max-pairs`` or ``--folds`` run beside a
+    full one): where one piece of evidence was scored on several numbers of pairs, each result's
+    evidence is named with its count, so that no result replaces or is ranked against another's."""
+    counts: dict[str, set[int]] = {}
+    for result in results:
+        counts.setdefault(result.evidence, set()).add(result.n_pairs)
+    return [replace(r, evidence=f"{r.evidence} ({r.n_pairs:,} pairs)") if len(counts[r.evidence]) > 1 else r
+            for r in results]
 
 
 def _latest(results: list[Result]) -> list[Result]:
