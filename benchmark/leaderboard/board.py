@@ -135,6 +135,7 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
                                                               default=0.0), d))
     nme = _landmark_nme(evidence)
     robust = _robustness_summary(evidence, embedder)
+    scope = Counter(s["scope"] for s in robust.values()).most_common(1)[0][0] if robust else None
     timed = [by[(sets[0], d)] for d in detectors if sets and (sets[0], d) in by]
     odd_runs = timing_runs(evidence, timed)
     columns = ["detector"]
@@ -153,6 +154,9 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
                     Cell({True: "tied", False: "", None: "?"}[mark] if r else "", {True: 1, False: 0}.get(mark))]
         first = next((by[(s, d)] for s in sets if (s, d) in by), None)
         summary = robust.get(d, {})
+        mean_cell = pct(summary.get("mean_accuracy"))
+        if summary.get("scope", scope) != scope and mean_cell.text:
+            mean_cell.text += " §"
         time_cell = num(first.ms_per_image if first else None, 2)
         if first is not None and first.run in odd_runs:
             time_cell.text += " †"
@@ -160,7 +164,7 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
         if first is not None and first.reused_detections and memory_cell.text:
             memory_cell.text += " ‡"
         row += [pct(first.success_rate if first else None, 1), pct(nme.get(d), 2),
-                pct(summary.get("mean_accuracy")), text(summary.get("worst_condition")),
+                mean_cell, text(summary.get("worst_condition")),
                 pct(summary.get("worst_accuracy")), time_cell, memory_cell]
         rows.append(row)
     note = (f"Alignment {MAIN_ALIGN}. *tied*: not significantly below the best detector of that column's data set "
@@ -168,7 +172,7 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
             f"{DATASET_NAMES.get(sets[0], sets[0]) if sets else ''}. NME: landmark error over the inter-ocular "
             "distance (the landmark benchmark). † time from another machine or commit than the others: not "
             "comparable. ‡ a matrix cell that aligned from cached detections: its peak memory leaves out the "
-            "detector's.")
+            "detector's. § robustness over other conditions or pairs than most rows': not comparable.")
     return Table(f"{embedder}: the detectors", f"detectors-{embedder}", columns, rows, note)
 
 
@@ -181,11 +185,15 @@ def _landmark_nme(evidence: Evidence) -> dict[str, float]:
 
 
 def _robustness_summary(evidence: Evidence, embedder: str) -> dict[str, dict]:
+    """Per detector, the last robustness summary that has conditions, with its ``scope`` (how many
+    conditions, over how many pairs): means over other scopes are not comparable."""
     table = evidence.robustness
     if table.empty:
         return {}
-    rows = table[table["embedder"] == embedder]
-    return {row["method"]: row.to_dict() for _, row in rows.iterrows()}
+    pairs = {r.run: r.n_pairs for r in evidence.results if r.evidence.startswith(ROBUSTNESS)}
+    rows = table[(table["embedder"] == embedder) & (table["n_conditions"] > 0)]
+    return {row["method"]: {**row.to_dict(), "scope": (int(row["n_conditions"]), pairs.get(row["run"]))}
+            for _, row in rows.iterrows()}
 
 
 def alignment_table(evidence: Evidence) -> Table | None:
@@ -248,16 +256,22 @@ def tied_groups_table(ranks: list[Ranking]) -> Table:
 
 
 def robustness_table(evidence: Evidence) -> Table | None:
+    """Each robustness run's summary rows that have conditions (not the clean pass of the oracle's
+    detector), with how many conditions and pairs their means are over."""
     table = evidence.robustness
     if table.empty:
         return None
-    rows = [[text(row["method"]), text(row["embedder"]), pct(row["clean_accuracy"]),
-             pct(row["mean_accuracy"]), pct(row.get("mean_strict_accuracy")), text(row["worst_condition"]),
-             pct(row["worst_accuracy"]), pct(row.get("detector_loss"))] for _, row in table.iterrows()]
-    return Table("Robustness", "robustness", ["detector", "embedder", "clean %", "mean %", "mean strict %",
-                                              "worst condition", "worst %", "detector's loss (points %)"], rows,
-                 "Mean over the run's conditions; the detector's loss is the part of the drop the oracle (the "
-                 "probes aligned with their clean landmarks) does not have.")
+    pairs = {r.run: r.n_pairs for r in evidence.results if r.evidence.startswith(ROBUSTNESS)}
+    rows = [[text(row["method"]), text(row["embedder"]), Cell(str(row["n_conditions"]), row["n_conditions"]),
+             num(pairs.get(row["run"]), 0), pct(row["clean_accuracy"]), pct(row["mean_accuracy"]),
+             pct(row.get("mean_strict_accuracy")), text(row["worst_condition"]), pct(row["worst_accuracy"]),
+             pct(row.get("detector_loss"))] for _, row in table[table["n_conditions"] > 0].iterrows()]
+    return Table("Robustness", "robustness", ["detector", "embedder", "conditions", "pairs", "clean %", "mean %",
+                                              "mean strict %", "worst condition", "worst %",
+                                              "detector's loss (points %)"], rows,
+                 "Mean over the run's conditions (rows over other conditions or pairs are not comparable); strict: "
+                 "a pair with a face not found counts as wrong. The detector's loss is the part of the drop the "
+                 "oracle (the probes aligned with their clean landmarks) does not have.")
 
 
 def landmarks_table(evidence: Evidence) -> Table | None:
