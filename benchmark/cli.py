@@ -337,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         "std, tied with the best by McNemar's test with Holm's correction, success rate, landmark NME, robustness, "
         "time and memory), accuracy against time with the Pareto front, heat maps, the provenance of every "
         "folder, sortable tables, and a form that marks the detectors within a time budget that no other one "
-        "beats significantly on the evidence you choose.")
+        "beats significantly on the evidence you choose. A later folder's result replaces an earlier one's; "
+        "figures over another number of pairs (--max-pairs, --folds) are kept apart, named with their pair "
+        "count.")
     board.add_argument("runs", nargs="+", metavar="RUN", help="run folders (their --out), or copies")
     board.add_argument("--out", default="results/leaderboard", help="output folder (default: %(default)s)")
     board.add_argument("--markdown-name", default="leaderboard.md", help="the Markdown file's name, e.g. RESULTS.md "
