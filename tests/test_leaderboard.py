@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.leaderboard.board import rankings
+from benchmark.leaderboard.board import detector_table, rankings, robustness_table
 from benchmark.leaderboard.charts import pareto_front
 from benchmark.leaderboard.evidence import Result, pack_decisions, read_evidence, unpack_decisions
 from benchmark.report.compare import compare_runs, holm, mcnemar
@@ -134,6 +134,20 @@ def test_docs_results_is_what_the_command_makes_of_the_recorded_runs(tmp_path):
     assert main(["leaderboard", *map(str, (copied / "results" / p.name for p in runs)), "--out", str(copied),
                  "--markdown-name", "RESULTS.md", "--quiet"]) == 0
     assert (copied / "RESULTS.md").read_text() == (REPO / "docs" / "RESULTS.md").read_text()
+
+
+@pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")
+def test_a_robust_mean_over_other_conditions_is_marked_not_comparable():
+    """The recorded runs: nine detectors under the quick preset (18 conditions, 1,200 pairs) and
+    dlib_cnn under two downscale conditions only; only dlib_cnn's robust mean carries the mark, and
+    the robustness table says what each mean is over."""
+    evidence = read_evidence(sorted(p for p in RESULTS.iterdir() if p.is_dir()))
+    table = detector_table(evidence, "edgeface_xs", rankings(evidence.results))
+    column = table.columns.index("robust mean %")
+    means = {row[0].text: row[column].text for row in table.rows if row[column].text}
+    assert len(means) == 10 and {d for d, text in means.items() if text.endswith(" §")} == {"dlib_cnn"}
+    scopes = {(row[0].text, row[2].text, row[3].text) for row in robustness_table(evidence).rows}
+    assert ("dlib_cnn", "2", "1,200") in scopes and ("yunet", "18", "1,200") in scopes
 
 
 @pytest.mark.shared

@@ -126,7 +126,7 @@ def timing_runs(evidence: Evidence, results: list[Result]) -> set[int]:
 def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> Table:
     """An embedder's detectors (alignment :data:`MAIN_ALIGN`): per data set accuracy, its fold
     std, strict accuracy and whether it is tied with the best; success rate, landmark NME,
-    robustness mean and worst condition, time per image and peak memory."""
+    robustness mean (and strict) and worst condition, time per image and peak memory."""
     sets = datasets(evidence)
     by = {(r.evidence, r.detector): r for r in evidence.results if r.embedder == embedder and r.align == MAIN_ALIGN}
     tied = {(k.evidence, d): t for k in ranks if k.embedder == embedder and k.align == MAIN_ALIGN
@@ -142,7 +142,8 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
     for s in sets:
         name = DATASET_NAMES.get(s, s)
         columns += [f"{name} acc %", f"{name} ± std", f"{name} strict %", f"{name} tied"]
-    columns += ["success %", "NME %", "robust mean %", "worst condition", "worst %", "ms / img", "RSS MB"]
+    columns += ["success %", "NME %", "robust mean %", "robust strict %", "worst condition", "worst %", "ms / img",
+                "RSS MB"]
     rows = []
     for d in detectors:
         row = [Cell(d)]
@@ -154,9 +155,10 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
                     Cell({True: "tied", False: "", None: "?"}[mark] if r else "", {True: 1, False: 0}.get(mark))]
         first = next((by[(s, d)] for s in sets if (s, d) in by), None)
         summary = robust.get(d, {})
-        mean_cell = pct(summary.get("mean_accuracy"))
-        if summary.get("scope", scope) != scope and mean_cell.text:
-            mean_cell.text += " §"
+        means = [pct(summary.get("mean_accuracy")), pct(summary.get("mean_strict_accuracy"))]
+        if summary.get("scope", scope) != scope:
+            for cell in means:
+                cell.text += " §" if cell.text else ""
         time_cell = num(first.ms_per_image if first else None, 2)
         if first is not None and first.run in odd_runs:
             time_cell.text += " †"
@@ -164,7 +166,7 @@ def detector_table(evidence: Evidence, embedder: str, ranks: list[Ranking]) -> T
         if first is not None and first.reused_detections and memory_cell.text:
             memory_cell.text += " ‡"
         row += [pct(first.success_rate if first else None, 1), pct(nme.get(d), 2),
-                mean_cell, text(summary.get("worst_condition")),
+                *means, text(summary.get("worst_condition")),
                 pct(summary.get("worst_accuracy")), time_cell, memory_cell]
         rows.append(row)
     note = (f"Alignment {MAIN_ALIGN}. *tied*: not significantly below the best detector of that column's data set "
