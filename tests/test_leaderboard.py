@@ -137,6 +137,25 @@ def test_docs_results_is_what_the_command_makes_of_the_recorded_runs(tmp_path):
 
 
 @pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")
+def test_the_copies_packed_decisions_are_the_runs_accuracy_and_strict_accuracy():
+    """Every recorded row's per-pair decisions, as scored and strict, average to the accuracy and
+    strict accuracy its run reported (the folds are of equal size, so the mean of the decisions
+    is the mean of the folds' accuracies): e.g. dlib_cnn under downscale 5, 94.92% and 50.00%."""
+    checked = 0
+    for decisions in sorted(RESULTS.glob("*/decisions.csv")):
+        report = pd.read_csv(decisions.parent / "report.csv").set_index("method")
+        for _, row in pd.read_csv(decisions, dtype=str, keep_default_na=False).iterrows():
+            n = int(row["n_pairs"])
+            correct, strict = unpack_decisions(row["correct"], n), unpack_decisions(row["strict"], n)
+            assert correct.mean() == pytest.approx(report.loc[row["row"], "accuracy"], abs=1e-6), row["row"]
+            assert strict.mean() == pytest.approx(report.loc[row["row"], "strict_accuracy"], abs=1e-6), row["row"]
+            checked += 1
+    assert checked > 300
+    report = pd.read_csv(RESULTS / "robustness-downscale" / "report.csv").set_index("method")
+    assert report.loc["dlib_cnn@downscale-5", ["accuracy", "strict_accuracy"]].round(4).tolist() == [0.9492, 0.5]
+
+
+@pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")
 def test_a_robust_mean_over_other_conditions_is_marked_not_comparable():
     """The recorded runs: nine detectors under the quick preset (18 conditions, 1,200 pairs) and
     dlib_cnn under two downscale conditions only; only dlib_cnn's robust mean carries the mark, and
@@ -180,6 +199,35 @@ def test_the_page_sorts_and_answers_in_a_real_browser(two_detector_run, tmp_path
     assert len(answer) == 1 and "pick" in answer[0].get_attribute("class")
     browser.save_screenshot(str(tmp_path / "leaderboard.png"))
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")
+def test_the_question_answers_strictly_unless_told_otherwise(tmp_path, browser):  # noqa: F811
+    """The recorded runs, low resolution: retinaface finds few faces downscaled to 0.12, and the
+    fallback crop hides it. Strict (the default) shows its strict accuracy there and does not mark
+    it; unticked, the protocol's accuracy, and it is a choice again."""
+    from selenium.webdriver.common.by import By
+
+    table = pd.read_csv(RESULTS / "robustness-quick" / "robustness.csv").set_index("row")
+    scored, strict = table.loc["retinaface@downscale-5", ["accuracy", "strict_accuracy"]]
+    assert strict < scored - 0.4  # 50.92% against 94.42%
+    assert main(["leaderboard", *map(str, sorted(p for p in RESULTS.iterdir() if p.is_dir())), "--out",
+                 str(tmp_path), "--quiet"]) == 0
+    browser.get((tmp_path / "leaderboard.html").as_uri())
+    for box in browser.find_elements(By.CSS_SELECTOR, "input.q-cat"):
+        if (box.get_attribute("value") == "low resolution") != box.is_selected():
+            box.click()
+
+    def retinaface() -> tuple[bool, str]:
+        row = browser.find_element(By.CSS_SELECTOR, '#q-result tr[data-detector="retinaface"]')
+        header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#q-result th")]
+        cell = row.find_elements(By.TAG_NAME, "td")[header.index("robustness@downscale-5 acc %")]
+        return "pick" in row.get_attribute("class"), cell.text.split()[0]
+
+    assert browser.find_element(By.ID, "q-strict").is_selected()
+    assert retinaface() == (False, f"{100 * strict:.2f}")
+    browser.find_element(By.ID, "q-strict").click()
+    assert retinaface() == (True, f"{100 * scored:.2f}")
 
 
 @pytest.mark.skipif(not RESULTS.is_dir(), reason="docs/results holds no recorded runs yet")

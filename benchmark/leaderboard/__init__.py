@@ -26,7 +26,7 @@ from .board import (
     tied_groups_table,
 )
 from .charts import save_charts
-from .evidence import Evidence, read_evidence, relative
+from .evidence import Evidence, read_evidence, relative, strict_view
 from .markdown import leaderboard_markdown
 from .page import category_order, leaderboard_html, question_data
 
@@ -56,8 +56,9 @@ def write_leaderboard(folders, out: str | os.PathLike, markdown_name: str = MARK
     markdown = out / markdown_name
     write_text(markdown, leaderboard_markdown(TITLE, intro, tables, charts, out))
     page = out / HTML_FILE
-    data = question_data([k for k in ranks if k.align == MAIN_ALIGN], _times(evidence),
-                         {r.evidence: r.category for r in evidence.results})
+    data = question_data([k for k in ranks if k.align == MAIN_ALIGN],
+                         [k for k in rankings(strict_view(evidence.results)) if k.align == MAIN_ALIGN],
+                         _times(evidence), {r.evidence: r.category for r in evidence.results})
     write_text(page, leaderboard_html(TITLE, intro.replace("`", ""), tables, charts, data, embedders(evidence),
                                       category_order(r.category for r in evidence.results if r.category != "clean"),
                                       _galleries(evidence, out)))

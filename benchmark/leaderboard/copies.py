@@ -1,7 +1,7 @@
 """Small copies of run folders, to commit beside a document generated from them (``docs/results``):
 the files the leaderboard reads (report, run.json, the matrix, robustness and landmark tables) and
-each row's per-pair decisions packed as hex (:data:`~.evidence.DECISIONS_FILE`) in place of the
-scores, caches, logs and charts: a full LFW matrix in a few hundred kilobytes."""
+each row's per-pair decisions (as scored and strict) packed as hex (:data:`~.evidence.DECISIONS_FILE`)
+in place of the scores, caches, logs and charts: a full LFW matrix in a few hundred kilobytes."""
 from __future__ import annotations
 
 import shutil
@@ -32,7 +32,9 @@ def copy_run(folder: str | Path, dest: str | Path) -> Path:
         run = load_run(folder)
         rows = []
         for method in run.methods:
-            correct = correct_decisions(run.scores(method))
-            rows.append({"row": method, "n_pairs": len(correct), "correct": pack_decisions(correct)})
-        write_frame(pd.DataFrame(rows, columns=["row", "n_pairs", "correct"]), target / DECISIONS_FILE)
+            scores = run.scores(method)
+            correct = correct_decisions(scores)
+            rows.append({"row": method, "n_pairs": len(correct), "correct": pack_decisions(correct),
+                         "strict": pack_decisions(correct_decisions(scores.strict()))})
+        write_frame(pd.DataFrame(rows, columns=["row", "n_pairs", "correct", "strict"]), target / DECISIONS_FILE)
     return target

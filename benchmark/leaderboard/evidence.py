@@ -85,6 +85,8 @@ class Result:
     correct: np.ndarray | None = field(default=None, repr=False, compare=False)
     reused_detections: bool = False  # aligned from cached detections: its peak memory leaves out the detector's
     n_pairs: int = 0  # how many pairs it was scored on
+    # per pair, under strict accuracy (a pair with a face not found decided "different")
+    strict_correct: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -153,13 +155,14 @@ def _run_results(folder: Path, run: int) -> list[Result]:
         detector = row.get("detector") or row["method"]
         if detector in NOT_DETECTORS:
             continue
-        correct = decisions.get(row["method"]) if decisions else _scored_decisions(loaded, row["method"])
+        correct, strict = decisions.get(row["method"], (None, None)) if decisions else _scored_decisions(
+            loaded, row["method"])
         out.append(Result(loaded.dataset, DATASET_CATEGORIES.get(loaded.dataset, loaded.dataset),
                           row.get("embedder") or "edgeface_xs", row.get("align") or "similarity", detector,
                           float(row["accuracy"]), float(row["accuracy_std"]),
                           float(row.get("strict_accuracy", np.nan)), float(row["success_rate"]),
                           float(row["detect_ms_median"]), float(row["peak_rss_mb"]), run, correct,
-                          float(row.get("detections_reused") or 0) > 0, int(float(row["n_pairs"]))))
+                          float(row.get("detections_reused") or 0) > 0, int(float(row["n_pairs"])), strict))
     return out
 
 
@@ -171,30 +174,36 @@ def _robustness_results(folder: Path, run: int) -> list[Result]:
     out = []
     for _, row in table[(table["error"] == "") & ~table["method"].isin(NOT_DETECTORS)].iterrows():
         condition = "clean" if int(row["severity"]) == 0 else f"{row['condition']}-{int(row['severity'])}"
-        correct = decisions.get(row["row"]) if decisions else (
-            _scored_decisions(loaded, row["row"]) if loaded is not None else None)
+        correct, strict = decisions.get(row["row"], (None, None)) if decisions else (
+            _scored_decisions(loaded, row["row"]) if loaded is not None else (None, None))
         out.append(Result(f"{ROBUSTNESS}@{condition}", CONDITION_CATEGORIES.get(row["condition"], "clean"),
                           row.get("embedder") or "edgeface_xs", "similarity", row["method"], float(row["accuracy"]),
                           float(row["accuracy_std"]), float(row["strict_accuracy"]), float(row["success_rate"]),
-                          float(row["detect_ms_median"]), np.nan, run, correct, n_pairs=int(float(row["n_pairs"]))))
+                          float(row["detect_ms_median"]), np.nan, run, correct, n_pairs=int(float(row["n_pairs"])),
+                          strict_correct=strict))
     return out
 
 
-def _scored_decisions(run, name: str) -> np.ndarray | None:
-    """Per-pair decisions of row ``name`` from the run's scores, or None where it has none."""
+def _scored_decisions(run, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-pair decisions of row ``name`` from the run's scores, as scored and strict, or Nones
+    where it has no scores."""
     try:
-        return correct_decisions(run.scores(name))
+        scores = run.scores(name)
     except FaceBenchError:
-        return None
+        return None, None
+    return correct_decisions(scores), correct_decisions(scores.strict())
 
 
-def _decisions(folder: Path) -> dict[str, np.ndarray]:
-    """A copy's per-pair decisions by row name (:data:`DECISIONS_FILE`), or {} for a run folder."""
+def _decisions(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """A copy's per-pair decisions by row name (:data:`DECISIONS_FILE`), as scored and strict
+    (None in a copy made before strict ones were kept), or {} for a run folder."""
     path = folder / DECISIONS_FILE
     if not path.is_file():
         return {}
-    table = pd.read_csv(path, dtype={"row": str, "correct": str}, keep_default_na=False)
-    return {row["row"]: unpack_decisions(row["correct"], int(row["n_pairs"])) for _, row in table.iterrows()}
+    table = pd.read_csv(path, dtype={"row": str, "correct": str, "strict": str}, keep_default_na=False)
+    return {row["row"]: (unpack_decisions(row["correct"], int(row["n_pairs"])),
+                         unpack_decisions(row["strict"], int(row["n_pairs"])) if row.get("strict") else None)
+            for _, row in table.iterrows()}
 
 
 def pack_decisions(correct: np.ndarray) -> str:
@@ -204,6 +213,12 @@ def pack_decisions(correct: np.ndarray) -> str:
 
 def unpack_decisions(packed: str, n_pairs: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(packed), np.uint8))[:n_pairs].astype(bool)
+
+
+def strict_view(results: list[Result]) -> list[Result]:
+    """``results`` scored strictly: their strict accuracy and per-pair decisions in place of the
+    scored ones (what a system without a fallback crop gets)."""
+    return [replace(r, accuracy=r.strict_accuracy, correct=r.strict_correct) for r in results]
 
 
 def _apart_by_pairs(results: list[Result]) -> list[Result]:
