@@ -14,7 +14,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.leaderboard.board import detector_table, rankings, robustness_table
 from benchmark.leaderboard.charts import pareto_front
-from benchmark.leaderboard.evidence import Result, pack_decisions, read_evidence, unpack_decisions
+from benchmark.leaderboard.evidence import Result, pack_decisions, read_evidence, strict_view, unpack_decisions
 from benchmark.report.compare import compare_runs, holm, mcnemar
 from tests.browser import browser  # noqa: F401  (the fixture)
 from tests.conftest import LFW_DIR, REPO, WEIGHTS_DIR
@@ -60,6 +60,19 @@ def test_a_result_without_decisions_is_neither_tied_nor_beaten():
     unknown.correct = None
     (ranking,) = rankings([_result("best", best), unknown])
     assert ranking.tied["unknown"] is None and ranking.beaten_by["unknown"] is None
+
+
+def test_the_strict_view_takes_strict_figures_and_leaves_out_results_without_them():
+    scored = np.ones(100, bool)
+    strict = scored.copy()
+    strict[:7] = False  # 7 pairs with a face not found
+    new = _result("new", scored)
+    new.strict_accuracy, new.strict_correct = 0.93, strict
+    old = _result("old", scored)  # from before strict accuracy was recorded
+    old.strict_accuracy, old.strict_correct = float("nan"), None
+    (view,) = strict_view([old, new])
+    assert view.detector == "new" and view.accuracy == 0.93 and view.correct is strict
+    assert new.accuracy == 1.0  # the scored result is left as it was
 
 
 @pytest.fixture(scope="module")

@@ -217,8 +217,10 @@ def unpack_decisions(packed: str, n_pairs: int) -> np.ndarray:
 
 def strict_view(results: list[Result]) -> list[Result]:
     """``results`` scored strictly: their strict accuracy and per-pair decisions in place of the
-    scored ones (what a system without a fallback crop gets)."""
-    return [replace(r, accuracy=r.strict_accuracy, correct=r.strict_correct) for r in results]
+    scored ones (what a system without a fallback crop gets); a result from before strict
+    accuracy was recorded has none and is left out."""
+    return [replace(r, accuracy=r.strict_accuracy, correct=r.strict_correct) for r in results
+            if r.strict_correct is not None and not np.isnan(r.strict_accuracy)]
 
 
 def _apart_by_pairs(results: list[Result]) -> list[Result]:
