@@ -192,9 +192,8 @@ def _robustness_summary(evidence: Evidence, embedder: str) -> dict[str, dict]:
     table = evidence.robustness
     if table.empty:
         return {}
-    pairs = _robustness_pairs(evidence)
     rows = table[(table["embedder"] == embedder) & (table["n_conditions"] > 0)]
-    return {row["method"]: {**row.to_dict(), "scope": (int(row["n_conditions"]), pairs.get(row["run"]))}
+    return {row["method"]: {**row.to_dict(), "scope": (int(row["n_conditions"]), int(row["n_pairs"]))}
             for _, row in rows.iterrows()}
 
 
@@ -257,20 +256,14 @@ def tied_groups_table(ranks: list[Ranking]) -> Table:
                  "Detectors not significantly below the best (McNemar, Holm-corrected).", detector_column=3)
 
 
-def _robustness_pairs(evidence: Evidence) -> dict[int, int]:
-    """Per robustness run (its provenance index), how many pairs its results are over."""
-    return {r.run: r.n_pairs for r in evidence.results if r.evidence.startswith(ROBUSTNESS)}
-
-
 def robustness_table(evidence: Evidence) -> Table | None:
     """Each robustness run's summary rows that have conditions (not the clean pass of the oracle's
     detector), with how many conditions and pairs their means are over."""
     table = evidence.robustness
     if table.empty:
         return None
-    pairs = _robustness_pairs(evidence)
     rows = [[text(row["method"]), text(row["embedder"]), Cell(str(row["n_conditions"]), row["n_conditions"]),
-             num(pairs.get(row["run"]), 0), pct(row["clean_accuracy"]), pct(row["mean_accuracy"]),
+             num(row["n_pairs"], 0), pct(row["clean_accuracy"]), pct(row["mean_accuracy"]),
              pct(row.get("mean_strict_accuracy")), text(row["worst_condition"]), pct(row["worst_accuracy"]),
              pct(row.get("detector_loss"))] for _, row in table[table["n_conditions"] > 0].iterrows()]
     return Table("Robustness", "robustness", ["detector", "embedder", "conditions", "pairs", "clean %", "mean %",

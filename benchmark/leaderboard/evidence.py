@@ -95,7 +95,7 @@ class Evidence:
 
     results: list[Result] = field(default_factory=list)
     landmarks: pd.DataFrame = field(default_factory=pd.DataFrame)
-    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)
+    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)  # summaries, with their run and n_pairs
     provenance: list[Provenance] = field(default_factory=list)
 
 
@@ -112,8 +112,11 @@ def read_evidence(folders) -> Evidence:
             table = read_landmarks(folder / LANDMARKS_FILE).assign(run=run)
             evidence.landmarks = pd.concat([evidence.landmarks, table], ignore_index=True)
         elif kind == ROBUSTNESS:
-            evidence.results += _robustness_results(folder, run)
-            summary = pd.read_csv(folder / "robustness_summary.csv").assign(run=run)
+            results = _robustness_results(folder, run)
+            evidence.results += results
+            # the pairs its means are over (every condition of a run scores the same pairs)
+            summary = pd.read_csv(folder / "robustness_summary.csv").assign(
+                run=run, n_pairs=max((r.n_pairs for r in results), default=0))
             evidence.robustness = pd.concat([evidence.robustness, summary], ignore_index=True)
         else:
             evidence.results += _run_results(folder, run)
